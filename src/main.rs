@@ -1,1 +1,125 @@
-fn main() {}
+//! The `group-licensing` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use group_licensing::rules::{self, Diagnostic, RulesError};
+
+#[derive(Parser)]
+#[command(name = "group-licensing", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a folder of *.rules files: print every diagnostic, exit 1 on any error.
+    Check {
+        /// The rules folder.
+        #[arg(default_value = "rules")]
+        dir: PathBuf,
+    },
+    /// Write a rules file from Microsoft's product and service-plan CSV.
+    ImportCatalog {
+        /// Microsoft's "product names and service plan identifiers" CSV.
+        csv: PathBuf,
+        /// Also write the exclusive sets of this JSON file (label → plans).
+        #[arg(long, value_name = "JSON")]
+        exclusive: Option<PathBuf>,
+        /// Write to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { dir } => check(&dir),
+        Command::ImportCatalog {
+            csv,
+            exclusive,
+            output,
+        } => import_catalog(&csv, exclusive.as_deref(), output.as_deref()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprintln!("{d}\n");
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn check(dir: &std::path::Path) -> Result<(), String> {
+    match rules::load_dir(dir) {
+        Ok(compiled) => {
+            print_diagnostics(&compiled.warnings);
+            let t = &compiled.table;
+            println!(
+                "{}: {}, {}, {}, {}, {}, {}",
+                dir.display(),
+                plural(t.plan_count(), "plan", "plans"),
+                plural(t.product_count(), "product", "products"),
+                plural(t.exclusive_sets().len(), "exclusive set", "exclusive sets"),
+                plural(t.prerequisites().len(), "prerequisite", "prerequisites"),
+                plural(t.location_rules().len(), "location rule", "location rules"),
+                plural(compiled.warnings.len(), "warning", "warnings"),
+            );
+            Ok(())
+        }
+        Err(RulesError::Invalid(failure)) => {
+            print_diagnostics(&failure.errors);
+            print_diagnostics(&failure.warnings);
+            Err(format!(
+                "{} in {}, {}",
+                plural(failure.errors.len(), "error", "errors"),
+                dir.display(),
+                plural(failure.warnings.len(), "warning", "warnings"),
+            ))
+        }
+        Err(other) => Err(other.to_string()),
+    }
+}
+
+fn import_catalog(
+    csv: &std::path::Path,
+    exclusive: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let csv_bytes = read(csv)?;
+    let json_bytes = exclusive.map(read).transpose()?;
+    let report = rules::catalog::import_catalog(&csv_bytes, json_bytes.as_deref())
+        .map_err(|e| format!("{}: {e}", csv.display()))?;
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    match output {
+        Some(path) => std::fs::write(path, &report.text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(report.text.as_bytes())
+                .map_err(|e| format!("cannot write to standard output: {e}"))
+        }
+    }
+}

@@ -51,7 +51,8 @@ pub fn compile(sources: &Sources) -> Result<Compiled, CompileFailure> {
         ..
     } = compiler;
     // Files in load order, then position: the order an admin reads them in.
-    let file_order: HashMap<&str, usize> = sources.names().enumerate().map(|(i, n)| (n, i)).collect();
+    let file_order: HashMap<&str, usize> =
+        sources.names().enumerate().map(|(i, n)| (n, i)).collect();
     diagnostics.sort_by_key(|d| (file_order.get(d.file.as_str()).copied(), d.line, d.column));
     let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics.into_iter().partition(|d| d.is_error());
     if errors.is_empty() {
@@ -64,6 +65,12 @@ pub fn compile(sources: &Sources) -> Result<Compiled, CompileFailure> {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum IdSpace {
+    Plan,
+    Product,
+}
+
 struct Compiler<'s> {
     sources: &'s Sources,
     diagnostics: Vec<Diagnostic>,
@@ -71,8 +78,10 @@ struct Compiler<'s> {
     /// Where each plan and product was declared, for "already declared at" messages.
     plan_decls: HashMap<String, (PlanId, Span)>,
     product_decls: HashMap<String, (ProductId, Span)>,
-    /// GUIDs in lower case, with the declaration that holds each.
-    ids: HashMap<String, (String, Span)>,
+    /// GUIDs in lower case, with the declaration that holds each; plans and products are
+    /// separate namespaces for ids as for names (Microsoft's catalog gives one GUID to a plan and
+    /// to a product).
+    ids: HashMap<(IdSpace, String), (String, Span)>,
 }
 
 impl Compiler<'_> {
@@ -87,7 +96,9 @@ impl Compiler<'_> {
     }
 
     fn place(&self, span: Span) -> String {
-        let d = self.sources.diagnostic(Severity::Error, span, String::new());
+        let d = self
+            .sources
+            .diagnostic(Severity::Error, span, String::new());
         format!("{}:{}:{}", d.file, d.line, d.column)
     }
 
@@ -131,7 +142,7 @@ impl Compiler<'_> {
             return;
         };
         self.check_display_name(display_name);
-        let id = self.check_id(id, &format!("plan `{}`", name.value));
+        let id = self.check_id(id, IdSpace::Plan, &format!("plan `{}`", name.value));
         self.plan_decls
             .insert(name.value.clone(), (plan_id, name.span));
         self.parts.plans.push(PlanInfo {
@@ -155,7 +166,7 @@ impl Compiler<'_> {
             return;
         };
         self.check_display_name(display_name);
-        let id = self.check_id(id, &format!("product `{}`", name.value));
+        let id = self.check_id(id, IdSpace::Product, &format!("product `{}`", name.value));
         self.product_decls
             .insert(name.value.clone(), (product_id, name.span));
         self.parts.products.push(ProductInfo {
@@ -174,7 +185,7 @@ impl Compiler<'_> {
     }
 
     /// Checks the GUID's form and that no other plan or product has it.
-    fn check_id(&mut self, id: Option<&Name>, owner: &str) -> Option<String> {
+    fn check_id(&mut self, id: Option<&Name>, space: IdSpace, owner: &str) -> Option<String> {
         let id = id?;
         if !is_guid(&id.value) {
             let message = format!(
@@ -184,7 +195,7 @@ impl Compiler<'_> {
             self.error(id.span, message);
             return None;
         }
-        let key = id.value.to_ascii_lowercase();
+        let key = (space, id.value.to_ascii_lowercase());
         if let Some((other, span)) = self.ids.get(&key) {
             let message = format!(
                 "id {} of {owner} is already the id of {other} at {}",
@@ -228,7 +239,8 @@ impl Compiler<'_> {
             .plans
             .iter()
             .filter_map(|p| {
-                let d = edit_distance(&p.name, wanted, 2)?;
+                // Short names are too close to each other for a guess to help.
+                let d = edit_distance(&p.name, wanted, (wanted.chars().count() / 4).min(2))?;
                 Some((d, &p.name))
             })
             .min()
@@ -492,7 +504,8 @@ impl Compiler<'_> {
     }
 }
 
-fn is_guid(text: &str) -> bool {
+/// 8-4-4-4-12 hexadecimal digits, either case.
+pub(crate) fn is_guid(text: &str) -> bool {
     let groups: Vec<&str> = text.split('-').collect();
     groups.len() == 5
         && groups
@@ -540,7 +553,10 @@ mod tests {
     fn edit_distance_stops_at_the_limit() {
         assert_eq!(edit_distance("TEAMS1", "TEAMS1", 2), Some(0));
         assert_eq!(edit_distance("TEAMS1", "TEAM1", 2), Some(1));
-        assert_eq!(edit_distance("EXCHANGE_S_STANDARD", "EXCHANGE_S_STANDRD", 2), Some(1));
+        assert_eq!(
+            edit_distance("EXCHANGE_S_STANDARD", "EXCHANGE_S_STANDRD", 2),
+            Some(1)
+        );
         assert_eq!(edit_distance("TEAMS1", "INTUNE_A", 2), None);
     }
 }

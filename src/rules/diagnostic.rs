@@ -161,11 +161,11 @@ mod tests {
             },
             "oops".into(),
         );
-        assert_eq!((d.line, d.column, d.width), (2, 14, 2));
+        assert_eq!((d.line, d.column, d.width), (2, 15, 2));
         assert_eq!(d.source_line, "\tplan B = \"x\" zz");
         assert_eq!(
             d.to_string(),
-            "error: oops\n --> a.rules:2:14\n  |\n2 | \tplan B = \"x\" zz\n  | \t            ^^"
+            "error: oops\n --> a.rules:2:15\n  |\n2 | \tplan B = \"x\" zz\n  | \t             ^^"
         );
         let e = "é";
         let after = sources.text(file).find(e).expect("é is in the text") + e.len();

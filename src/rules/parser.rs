@@ -74,8 +74,8 @@ fn next_statement(
     file: FileId,
 ) -> Result<Option<(Statement, usize)>, ParseError> {
     let rest = &text[pos..];
-    let mut pairs = RulesParser::parse(Rule::one_statement, rest)
-        .map_err(|e| parse_error(text, pos, &e))?;
+    let mut pairs =
+        RulesParser::parse(Rule::one_statement, rest).map_err(|e| parse_error(text, pos, &e))?;
     let Some(pair) = pairs.next().and_then(|p| p.into_inner().next()) else {
         return Ok(None);
     };
@@ -141,7 +141,11 @@ fn parse_error(text: &str, offset: usize, error: &pest::error::Error<Rule>) -> P
             if positives.contains(&Rule::closing_quote) {
                 "this quoted name has no closing `\"` on its line".to_string()
             } else {
-                format!("expected {}, found {}", describe_expected(positives), found.text)
+                format!(
+                    "expected {}, found {}",
+                    describe_expected(positives),
+                    found.text
+                )
             }
         }
         ErrorVariant::CustomError { message } => message.clone(),
@@ -197,6 +201,8 @@ fn describe_found(text: &str, at: usize) -> Found {
     }
 }
 
+const STATEMENT_START: &str = "a statement (`plan`, `product`, `exclusive`, `conflict`, `prerequisite`, `unavailable` or `available`)";
+
 fn describe_expected(positives: &[Rule]) -> String {
     let keywords = STATEMENT_KEYWORDS.len();
     let statement_starts = positives
@@ -216,9 +222,13 @@ fn describe_expected(positives: &[Rule]) -> String {
         .count();
     let mut words: Vec<&str> = Vec::new();
     if statement_starts == keywords {
-        words.push("a statement (`plan`, `product`, `exclusive`, `conflict`, `prerequisite`, `unavailable` or `available`)");
+        words.push(STATEMENT_START);
     }
     for rule in positives {
+        // "or the end of the file" adds nothing once a statement is what is expected.
+        if *rule == Rule::EOI && words.contains(&STATEMENT_START) {
+            continue;
+        }
         let word = describe_rule(*rule);
         if !word.is_empty() && !words.contains(&word) {
             words.push(word);
@@ -235,7 +245,10 @@ fn describe_expected(positives: &[Rule]) -> String {
 /// by the caller.
 fn describe_rule(rule: Rule) -> &'static str {
     match rule {
+        Rule::one_statement | Rule::file => STATEMENT_START,
         Rule::bare_name | Rule::quoted => "a name",
+        Rule::display_name => "a display name in double quotes",
+        Rule::label => "a label in double quotes",
         Rule::string_body | Rule::escape => "the rest of the quoted name",
         Rule::closing_quote => "a closing `\"`",
         Rule::guid => "a GUID",
@@ -277,7 +290,7 @@ impl Builder {
     fn name(&self, pair: Pair<'_, Rule>) -> Name {
         let span = self.span(&pair);
         let value = match pair.as_rule() {
-            Rule::quoted => unescape(
+            Rule::quoted | Rule::display_name | Rule::label => unescape(
                 pair.into_inner()
                     .find(|p| p.as_rule() == Rule::string_body)
                     .map_or("", |p| p.as_str()),
@@ -304,6 +317,7 @@ impl Builder {
         for child in pair.into_inner() {
             match child.as_rule() {
                 Rule::bare_name | Rule::quoted => names.push(self.name(child)),
+                Rule::display_name | Rule::label => names.push(self.name(child)),
                 Rule::id_clause => {
                     id = child
                         .into_inner()

@@ -123,7 +123,9 @@ impl FromIterator<PlanId> for PlanSet {
 
 impl fmt::Debug for PlanSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter().map(PlanId::index)).finish()
+        f.debug_set()
+            .entries(self.iter().map(PlanId::index))
+            .finish()
     }
 }
 
