@@ -43,6 +43,16 @@ pub fn parse_file(
     let text = sources.text(file);
     // A byte-order mark is what editors on Windows put in front of UTF-8; it is not a mistake.
     let mut pos = if text.starts_with('\u{feff}') { 3 } else { 0 };
+    // A file without mistakes is parsed in one go; statement by statement is only for recovery.
+    if let Ok(pairs) = RulesParser::parse(Rule::file, &text[pos..]) {
+        let build = Builder { file, offset: pos };
+        for pair in pairs.flat_map(|file| file.into_inner()) {
+            if pair.as_rule() != Rule::EOI {
+                out.push(build.statement(pair));
+            }
+        }
+        return;
+    }
     while pos < text.len() {
         match next_statement(text, pos, file) {
             Ok(Some((statement, end))) => {
@@ -73,7 +83,10 @@ fn next_statement(
     pos: usize,
     file: FileId,
 ) -> Result<Option<(Statement, usize)>, ParseError> {
-    let rest = &text[pos..];
+    // The statement ends before the next line that starts with a statement keyword; parsing no
+    // further keeps recovery linear (pest indexes the lines of all the input it is given).
+    let end = keyword_line(text, 0, first_token(text, pos)).unwrap_or(text.len());
+    let rest = &text[pos..end];
     let mut pairs =
         RulesParser::parse(Rule::one_statement, rest).map_err(|e| parse_error(text, pos, &e))?;
     let Some(pair) = pairs.next().and_then(|p| p.into_inner().next()) else {
@@ -91,15 +104,20 @@ fn next_statement(
 /// `statement_start`: the first line, from the error's own line on, that starts with a statement
 /// keyword and lies past the statement's start.
 fn resume_point(text: &str, statement_start: usize, error_at: usize) -> Option<usize> {
-    let statement_start = first_token(text, statement_start);
     let line_start = text[..error_at.min(text.len())]
         .rfind('\n')
         .map_or(0, |i| i + 1);
+    keyword_line(text, line_start, first_token(text, statement_start))
+}
+
+/// The offset of the first statement keyword that starts a line, searching the lines from the
+/// one that begins at `line_start`, and lying past `after`.
+fn keyword_line(text: &str, line_start: usize, after: usize) -> Option<usize> {
     let mut offset = line_start;
     for line in text[line_start..].split_inclusive('\n') {
         let indent = line.len() - line.trim_start().len();
         let token_at = offset + indent;
-        if token_at > statement_start && starts_with_keyword(line.trim_start()) {
+        if token_at > after && starts_with_keyword(line.trim_start()) {
             return Some(token_at);
         }
         offset += line.len();
