@@ -293,3 +293,16 @@ impl RuleTable {
             .join(" or ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::RuleTable;
+
+    /// The server shares one table between threads behind an `Arc` and swaps it whole.
+    #[test]
+    fn a_rule_table_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<RuleTable>();
+        shareable::<std::sync::Arc<RuleTable>>();
+    }
+}
