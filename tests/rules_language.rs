@@ -653,3 +653,26 @@ fn load_dir_without_rules_files_or_folder_is_an_error() {
         Err(RulesError::Io { .. })
     ));
 }
+
+#[test]
+fn the_scenario_fixture_is_the_rules_block_of_the_seed_scenarios() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/scenarios/seed-scenarios.md"
+    );
+    let doc = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {path} (shared/ beside the project): {e}"));
+    let start = doc
+        .find("```\nplan ")
+        .expect("the scenarios list their rules")
+        + 4;
+    let end = start + doc[start..].find("```").expect("the rules block is closed");
+    let fixture = include_str!("fixtures/scenario-rules/scenario.rules");
+    let body: String = fixture
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(body, &doc[start..end]);
+    table(fixture);
+}

@@ -1,7 +1,7 @@
 //! The rules layer: the policy admins write (`*.rules` files) → parsed statements → a compiled,
 //! immutable [`RuleTable`] that the engine consults.
 //!
-//! Data flows one way: [`parser`] (pest grammar) → [`ast`] → [`compile`] → [`table`]. Nothing
+//! Data flows one way: [`parser`] (pest grammar) → [`ast`] → [`mod@compile`] → [`table`]. Nothing
 //! here does I/O except [`load_dir`], which reads a folder of files.
 
 pub mod ast;
