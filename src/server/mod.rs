@@ -1,0 +1,3 @@
+//! The HTTP server: GraphQL endpoint, GraphiQL, health check.
+
+pub mod graphiql;
