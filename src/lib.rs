@@ -1,8 +1,16 @@
 //! group-licensing: group-based licensing with per-user errors, policy in a rules language.
 //!
-//! Layers, data flowing one way: [`rules`] (grammar → AST → compiled table) → [`engine`] (pure
-//! licensing decisions).
+//! Layers, data flowing one way:
+//! - [`rules`]: the policy admins write, grammar → AST → compiled, immutable rule table;
+//! - [`engine`]: pure licensing decisions over the rule table (no I/O, no clock);
+//! - [`store`]: SQLite, one writer thread, read-only connections, the durable work queue;
+//! - [`processing`]: the background worker that drains the queue through the engine;
+//! - [`api`]: the GraphQL schema over the store;
+//! - [`server`]: HTTP, GraphiQL, signals, demo data (and the command line in `main.rs`).
 
+pub mod api;
 pub mod engine;
+pub mod processing;
 pub mod rules;
 pub mod server;
+pub mod store;

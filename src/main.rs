@@ -16,6 +16,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the GraphQL API (and GraphiQL) with background processing.
+    Serve {
+        /// The SQLite database file (created if missing).
+        #[arg(long, default_value = "group-licensing.db", env = "GROUP_LICENSING_DB")]
+        db: PathBuf,
+        /// The rules folder.
+        #[arg(long, default_value = "rules", env = "GROUP_LICENSING_RULES")]
+        rules: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "GROUP_LICENSING_LISTEN")]
+        listen: std::net::SocketAddr,
+        /// Fill an empty database with a demo tenant that shows every kind of license error.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
     /// Check a folder of *.rules files: print every diagnostic, exit 1 on any error.
     Check {
         /// The rules folder.
@@ -38,6 +55,21 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve {
+            db,
+            rules,
+            listen,
+            demo,
+        } => serve(group_licensing::server::Config {
+            db,
+            rules,
+            listen,
+            demo,
+        }),
+        Command::Schema => {
+            print!("{}", group_licensing::api::sdl());
+            Ok(())
+        }
         Command::Check { dir } => check(&dir),
         Command::ImportCatalog {
             csv,
@@ -53,6 +85,36 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+fn serve(config: group_licensing::server::Config) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    match runtime.block_on(group_licensing::server::serve(config)) {
+        Ok(()) => Ok(()),
+        Err(group_licensing::server::ServerError::Rules {
+            dir,
+            errors,
+            warnings,
+        }) => {
+            print_diagnostics(&errors);
+            print_diagnostics(&warnings);
+            Err(format!(
+                "{} in {dir}: not starting (fix them and run `group-licensing check {dir}`)",
+                plural(errors.len(), "error", "errors")
+            ))
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

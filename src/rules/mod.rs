@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod compile;
 pub mod country;
 pub mod diagnostic;
+pub mod live;
 pub mod parser;
 pub mod planset;
 pub mod table;

@@ -1,0 +1,336 @@
+use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result};
+use serde_json::{Value, json};
+
+use crate::engine::{self, DirectError, GroupLicenseError};
+use crate::rules::RuleTable;
+use crate::store::ops::{self, LicenseInput as StoreLicense, NewUser, UserUpdate};
+use crate::store::{StoreError, now};
+
+use super::types::{
+    Directory, Group, LicenseErrorDetail, Product, RuleDiagnostic, RuleSet, ServicePlan, User,
+    directory_of, state, table,
+};
+use super::{AppState, api_error, bad_input, parse_id, reload_rules};
+
+pub struct Mutation;
+
+#[derive(InputObject)]
+pub struct LicenseInput {
+    pub sku_part_number: String,
+    pub disabled_plans: Option<Vec<String>>,
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub usage_location: Option<String>,
+    pub proxy_addresses: Option<Vec<String>>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    pub display_name: Option<String>,
+    pub usage_location: Option<String>,
+    pub clear_usage_location: Option<bool>,
+    pub proxy_addresses: Option<Vec<String>>,
+}
+
+fn licenses(input: Vec<LicenseInput>) -> Vec<StoreLicense> {
+    input
+        .into_iter()
+        .map(|l| (l.sku_part_number, l.disabled_plans.unwrap_or_default()))
+        .collect()
+}
+
+fn ids(list: &[ID], what: &str) -> Result<Vec<i64>> {
+    list.iter().map(|id| parse_id(id, what)).collect()
+}
+
+/// A failed mutation as a GraphQL error; license errors (D3, G1) carry their violations in
+/// `extensions.details`.
+async fn mutation_error(ctx: &Context<'_>, e: StoreError) -> async_graphql::Error {
+    let (error, group_set) = match &e {
+        StoreError::Direct(DirectError::License(error)) => (error.clone(), false),
+        StoreError::GroupLicense(GroupLicenseError::License(error)) => (error.clone(), true),
+        _ => return api_error(e),
+    };
+    let code = error.code().graphql_name();
+    let Ok(table) = table(ctx) else {
+        return api_error(e);
+    };
+    match LicenseErrorDetail::of(ctx, table, &error, group_set).await {
+        Ok(detail) => {
+            let details: Vec<Value> = error
+                .violations
+                .iter()
+                .zip(detail.violations.iter())
+                .map(|(v, described)| violation_json(table, v, &described.message))
+                .collect();
+            async_graphql::Error::new(detail.message).extend_with(|_, ext| {
+                ext.set("code", code);
+                if let Ok(value) = async_graphql::Value::from_json(Value::Array(details.clone())) {
+                    ext.set("details", value);
+                }
+                if let Ok(value) = async_graphql::Value::from_json(json!(detail.resolutions)) {
+                    ext.set("resolutions", value);
+                }
+            })
+        }
+        Err(_) => {
+            async_graphql::Error::new(error.to_string()).extend_with(|_, ext| ext.set("code", code))
+        }
+    }
+}
+
+fn plan_json(table: &RuleTable, plan: crate::rules::PlanId) -> Value {
+    let p = ServicePlan::of(table, plan);
+    json!({
+        "servicePlanName": p.service_plan_name,
+        "servicePlanId": p.service_plan_id,
+        "displayName": p.display_name,
+    })
+}
+
+fn source_json(table: &RuleTable, source: engine::SourceRef) -> Value {
+    json!({
+        "direct": source.source.is_direct(),
+        "group": source.source.group().map(|g| json!({ "id": g.0.to_string() })),
+        "product": { "skuPartNumber": table.product(source.product).name },
+    })
+}
+
+/// One violation as `LicenseViolation` would show it.
+fn violation_json(table: &RuleTable, v: &engine::Violation, message: &str) -> Value {
+    json!({
+        "code": v.code().graphql_name(),
+        "message": message,
+        "plans": v.plans().iter().map(|p| plan_json(table, *p)).collect::<Vec<_>>(),
+        "source": v.source().map(|s| source_json(table, s)),
+        "conflictingPlan": v.conflicting_plan().map(|p| plan_json(table, p)),
+        "conflictingSource": v.conflicting_source().map(|s| source_json(table, s)),
+        "missingPrerequisites": v.missing_prerequisites().iter().map(|p| plan_json(table, *p)).collect::<Vec<_>>(),
+        "usageLocation": v.usage_location().map(|c| c.code()),
+        "proxyAddress": v.proxy_address(),
+        "conflictingUser": v.conflicting_user().map(|u| json!({ "id": u.0.to_string() })),
+        "products": v.products().iter().map(|p| json!({ "skuPartNumber": table.product(*p).name })).collect::<Vec<_>>(),
+    })
+}
+
+/// Runs one mutation's transaction and wakes the worker for the work it may have queued.
+async fn write<R, F>(ctx: &Context<'_>, f: F) -> Result<R>
+where
+    R: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>, &RuleTable, &str) -> crate::store::Result<R>
+        + Send
+        + 'static,
+{
+    let state: &AppState = state(ctx)?;
+    let table = table(ctx)?.clone();
+    let result = state.store.write(move |tx| f(tx, &table, &now())).await;
+    match result {
+        Ok(value) => {
+            state.wake.notify_one();
+            Ok(value)
+        }
+        Err(e) => Err(mutation_error(ctx, e).await),
+    }
+}
+
+#[Object]
+impl Mutation {
+    async fn update_directory(
+        &self,
+        ctx: &Context<'_>,
+        display_name: Option<String>,
+        default_usage_location: Option<String>,
+    ) -> Result<Directory> {
+        let view = write(ctx, move |tx, _, _| {
+            ops::update_directory(
+                tx,
+                display_name.as_deref(),
+                default_usage_location.as_deref(),
+            )?;
+            crate::store::read::directory(tx)
+        })
+        .await?;
+        Ok(directory_of(&view))
+    }
+
+    /// Seats bought for a product: 0 or more. Lowering below what is consumed takes nothing
+    /// away (L3); raising it licenses no one until a reprocess (P5).
+    async fn set_prepaid_units(
+        &self,
+        ctx: &Context<'_>,
+        sku_part_number: String,
+        units: i32,
+    ) -> Result<Product> {
+        let sku = sku_part_number.clone();
+        write(ctx, move |tx, table, _| {
+            ops::set_prepaid_units(tx, table, &sku, i64::from(units))
+        })
+        .await?;
+        let table = table(ctx)?;
+        table
+            .product_by_name(&sku_part_number)
+            .map(Product)
+            .ok_or_else(|| bad_input(format!("unknown product `{sku_part_number}`")))
+    }
+
+    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+        let user = NewUser {
+            user_principal_name: input.user_principal_name,
+            display_name: input.display_name,
+            usage_location: input.usage_location,
+            proxy_addresses: input.proxy_addresses.unwrap_or_default(),
+        };
+        let id = write(ctx, move |tx, _, _| ops::create_user(tx, &user)).await?;
+        Ok(User(id))
+    }
+
+    /// A new usage location or new proxy addresses process the user's group licenses again (P5).
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
+        let id = parse_id(&id, "user")?;
+        let update = UserUpdate {
+            display_name: input.display_name,
+            usage_location: input.usage_location,
+            clear_usage_location: input.clear_usage_location.unwrap_or(false),
+            proxy_addresses: input.proxy_addresses,
+        };
+        write(ctx, move |tx, _, now| {
+            ops::update_user(tx, id, &update, now)
+        })
+        .await?;
+        Ok(User(id))
+    }
+
+    /// P7: every assignment is withdrawn without checks and its seats freed.
+    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let user = parse_id(&id, "user")?;
+        write(ctx, move |tx, table, _| ops::delete_user(tx, table, user)).await?;
+        Ok(id)
+    }
+
+    async fn create_group(&self, ctx: &Context<'_>, display_name: String) -> Result<Group> {
+        let id = write(ctx, move |tx, _, _| ops::create_group(tx, &display_name)).await?;
+        Ok(Group(id))
+    }
+
+    /// G4: a group that has licenses cannot be deleted.
+    async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let group = parse_id(&id, "group")?;
+        write(ctx, move |tx, _, _| ops::delete_group(tx, group)).await?;
+        Ok(id)
+    }
+
+    /// Members join in the order given (P1); they are licensed in the background (P5).
+    async fn add_group_members(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_ids: Vec<ID>,
+    ) -> Result<Group> {
+        let group = parse_id(&group_id, "group")?;
+        let users = ids(&user_ids, "user")?;
+        write(ctx, move |tx, _, now| {
+            ops::add_group_members(tx, group, &users, now)
+        })
+        .await?;
+        Ok(Group(group))
+    }
+
+    /// The members' licenses from the group are withdrawn in the background (P3, P5).
+    async fn remove_group_members(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        user_ids: Vec<ID>,
+    ) -> Result<Group> {
+        let group = parse_id(&group_id, "group")?;
+        let users = ids(&user_ids, "user")?;
+        write(ctx, move |tx, _, now| {
+            ops::remove_group_members(tx, group, &users, now)
+        })
+        .await?;
+        Ok(Group(group))
+    }
+
+    /// D1–D5: direct licenses, checked and applied at once, adds and removes together.
+    async fn assign_license(
+        &self,
+        ctx: &Context<'_>,
+        user_id: ID,
+        add_licenses: Vec<LicenseInput>,
+        remove_licenses: Vec<String>,
+    ) -> Result<User> {
+        let user = parse_id(&user_id, "user")?;
+        let add = licenses(add_licenses);
+        write(ctx, move |tx, table, now| {
+            ops::assign_license(tx, table, user, &add, &remove_licenses, now)
+        })
+        .await?;
+        Ok(User(user))
+    }
+
+    /// G1–G3: the group's new license set is validated at once; its members are processed in
+    /// the background (`licenseProcessingState: QUEUED`).
+    async fn assign_group_license(
+        &self,
+        ctx: &Context<'_>,
+        group_id: ID,
+        add_licenses: Vec<LicenseInput>,
+        remove_licenses: Vec<String>,
+    ) -> Result<Group> {
+        let group = parse_id(&group_id, "group")?;
+        let add = licenses(add_licenses);
+        write(ctx, move |tx, table, now| {
+            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
+        })
+        .await?;
+        Ok(Group(group))
+    }
+
+    /// P6: every member of the group, and every former member whose withdrawal is pending.
+    async fn reprocess_group(&self, ctx: &Context<'_>, group_id: ID) -> Result<Group> {
+        let group = parse_id(&group_id, "group")?;
+        write(ctx, move |tx, _, now| ops::reprocess_group(tx, group, now)).await?;
+        Ok(Group(group))
+    }
+
+    /// P6: every group assignment of the user, pending withdrawals included.
+    async fn reprocess_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
+        let user = parse_id(&user_id, "user")?;
+        write(ctx, move |tx, _, now| ops::reprocess_user(tx, user, now)).await?;
+        Ok(User(user))
+    }
+
+    /// Re-reads the rules folder. On failure the rules in force stay, and the diagnostics are
+    /// returned (`RULES_INVALID`) and kept in `rules.lastReloadErrors`.
+    async fn reload_rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
+        let state = state(ctx)?;
+        match reload_rules(state).await {
+            Ok(loaded) => Ok(RuleSet::of(&loaded)),
+            Err(errors) => {
+                let details: Vec<Value> = errors
+                    .iter()
+                    .map(|d| {
+                        let d = RuleDiagnostic::of(d);
+                        json!({ "file": d.file, "line": d.line, "column": d.column, "message": d.message })
+                    })
+                    .collect();
+                let message = format!(
+                    "the rules were not reloaded: {} error(s); the rules in force are unchanged",
+                    errors.len()
+                );
+                Err(async_graphql::Error::new(message).extend_with(|_, ext| {
+                    ext.set("code", "RULES_INVALID");
+                    if let Ok(value) =
+                        async_graphql::Value::from_json(Value::Array(details.clone()))
+                    {
+                        ext.set("details", value);
+                    }
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::store::read;
+
+use super::loaders::DirectoryKey;
+use super::types::{
+    Directory, Group, GroupConnection, GroupEdge, PageInfo, Product, RuleSet, ServicePlan, User,
+    UserConnection, directory_of, loader, state, table,
+};
+use super::{api_error, bad_input, cursor, page_args, parse_id};
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    async fn directory(&self, ctx: &Context<'_>) -> Result<Directory> {
+        let view = loader(ctx)?
+            .load_one(DirectoryKey)
+            .await?
+            .ok_or_else(|| async_graphql::Error::new("the directory is missing"))?;
+        Ok(directory_of(&view))
+    }
+
+    /// Every service plan of the rules in force.
+    async fn service_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
+        let table = table(ctx)?;
+        Ok(table
+            .plan_ids()
+            .map(|p| ServicePlan::of(table, p))
+            .collect())
+    }
+
+    /// Every product of the rules in force, with its seats.
+    async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+        Ok(table(ctx)?.product_ids().map(Product).collect())
+    }
+
+    async fn product(&self, ctx: &Context<'_>, sku_part_number: String) -> Result<Option<Product>> {
+        Ok(table(ctx)?.product_by_name(&sku_part_number).map(Product))
+    }
+
+    /// A user by id or by `userPrincipalName` (case-insensitive); exactly one of them.
+    async fn user(
+        &self,
+        ctx: &Context<'_>,
+        id: Option<ID>,
+        user_principal_name: Option<String>,
+    ) -> Result<Option<User>> {
+        let store = &state(ctx)?.store;
+        match (id, user_principal_name) {
+            (Some(id), None) => {
+                let id = parse_id(&id, "user")?;
+                let exists = store
+                    .read(move |c| read::user_exists(c, id))
+                    .await
+                    .map_err(api_error)?;
+                Ok(exists.then_some(User(id)))
+            }
+            (None, Some(upn)) => Ok(store
+                .read(move |c| read::user_by_principal_name(c, &upn))
+                .await
+                .map_err(api_error)?
+                .map(User)),
+            _ => Err(bad_input("give either id or userPrincipalName")),
+        }
+    }
+
+    /// Users by id.
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<UserConnection> {
+        let (first, after) = page_args(first, after.as_deref(), "u")?;
+        let page = state(ctx)?
+            .store
+            .read(move |c| read::user_page(c, after, first))
+            .await
+            .map_err(api_error)?;
+        Ok(UserConnection::of(page, |id| cursor("u", *id), |id| *id))
+    }
+
+    async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>> {
+        let id = parse_id(&id, "group")?;
+        let exists = state(ctx)?
+            .store
+            .read(move |c| read::group_exists(c, id))
+            .await
+            .map_err(api_error)?;
+        Ok(exists.then_some(Group(id)))
+    }
+
+    /// Groups by id; `hasMembersWithLicenseErrors: true` lists the groups that need attention (Q2).
+    async fn groups(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        has_members_with_license_errors: Option<bool>,
+    ) -> Result<GroupConnection> {
+        let (first, after) = page_args(first, after.as_deref(), "g")?;
+        let page = state(ctx)?
+            .store
+            .read(move |c| read::group_page(c, after, first, has_members_with_license_errors))
+            .await
+            .map_err(api_error)?;
+        let edges: Vec<GroupEdge> = page
+            .keys
+            .iter()
+            .map(|id| GroupEdge {
+                cursor: cursor("g", *id),
+                node: Group(*id),
+            })
+            .collect();
+        Ok(GroupConnection {
+            page_info: PageInfo {
+                has_next_page: page.has_next,
+                end_cursor: edges.last().map(|e| e.cursor.clone()),
+            },
+            edges,
+            total_count: i32::try_from(page.total).unwrap_or(i32::MAX),
+        })
+    }
+
+    /// The rules in force.
+    async fn rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
+        Ok(RuleSet::of(&state(ctx)?.rules.snapshot()))
+    }
+}

@@ -1,0 +1,211 @@
+//! The store: SQLite through rusqlite.
+//!
+//! One writer thread owns the only write connection and takes jobs over a channel; every job is
+//! one transaction started with `BEGIN IMMEDIATE`, so a mutation and the processing work it
+//! queues commit together (P8). A few read-only connections answer queries; in WAL mode they
+//! never wait for the writer.
+
+pub mod codec;
+pub mod ops;
+pub mod process;
+pub mod read;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::engine::{DirectError, GroupLicenseError};
+
+pub use codec::{decode_disabled, encode_disabled};
+
+/// Why a store operation failed. Every variant but `Sqlite`, `Closed` and `Corrupt` is the
+/// caller's mistake, and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadInput(String),
+    #[error(transparent)]
+    Direct(#[from] DirectError),
+    #[error(transparent)]
+    GroupLicense(#[from] GroupLicenseError),
+    #[error(
+        "the group still has licenses{0}: remove them and let processing finish before deleting it"
+    )]
+    GroupHasLicenses(&'static str),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database holds data these rules cannot read: {0}")]
+    Corrupt(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    /// The GraphQL `extensions.code` (graphql-api.md conventions).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::NotFound(_) => "NOT_FOUND",
+            StoreError::BadInput(_) => "BAD_USER_INPUT",
+            StoreError::Direct(e) => e.api_code(),
+            StoreError::GroupLicense(e) => e.api_code(),
+            StoreError::GroupHasLicenses(_) => "GROUP_HAS_LICENSES",
+            StoreError::Sqlite(_) | StoreError::Corrupt(_) | StoreError::Closed => {
+                "INTERNAL_SERVER_ERROR"
+            }
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A cheap, cloneable handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Job>,
+    readers: Arc<ReadPool>,
+    path: PathBuf,
+}
+
+const READERS: usize = 4;
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, applies the migrations it lacks and
+    /// starts the writer thread.
+    pub fn open(path: &Path) -> Result<Store> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn)?;
+        // WAL: readers never wait for the writer, and a crash loses no committed transaction.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&mut conn)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            configure(&reader)?;
+            readers.push(reader);
+        }
+        let (writer, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                for job in jobs {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            writer,
+            readers: Arc::new(ReadPool {
+                connections: Mutex::new(readers),
+                permits: Semaphore::new(READERS),
+            }),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one write transaction (`BEGIN IMMEDIATE`): committed when `f` returns `Ok`,
+    /// rolled back otherwise, so a failed mutation changes nothing.
+    pub async fn write<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(run_write(conn, f));
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Store::write`] for callers outside the async runtime (CLI, demo data).
+    pub fn write_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(run_write(conn, f));
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read-only connection, off the async threads.
+    pub async fn read<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool_for_task = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool_for_task.take()?;
+            let result = f(&conn);
+            pool_for_task.put(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+fn run_write<R>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// Read-only connections; a semaphore permit guarantees one is free when taken.
+struct ReadPool {
+    connections: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl ReadPool {
+    fn take(&self) -> Result<Connection> {
+        self.connections
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .pop()
+            .ok_or(StoreError::Closed)
+    }
+
+    fn put(&self, conn: Connection) {
+        if let Ok(mut connections) = self.connections.lock() {
+            connections.push(conn);
+        }
+    }
+}
+
+/// The current time as stored (RFC 3339, UTC, milliseconds).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,927 @@
+//! Mutations, each run inside one write transaction: validate, change, queue the processing it
+//! causes (P5), all or nothing.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::engine::{
+    self, Assignment, AssignmentState, DuplicateProxy, Engine, GroupId, Intent, LicenseSpec,
+    SeatCounter, Source, UserId, UserLicenses,
+};
+use crate::rules::{Country, ProductId, RuleTable};
+
+use super::codec::{decode_disabled, decode_error, encode_disabled, encode_error};
+use super::{Result, StoreError};
+
+/// How long a list a mutation takes at once (members, licenses).
+pub const MAX_LIST: usize = 1000;
+/// Longest name, display name or proxy address accepted.
+pub const MAX_TEXT: usize = 256;
+
+// ---- Validation ---------------------------------------------------------------------------------
+
+pub fn parse_country(code: &str) -> Result<Country> {
+    Country::parse(code).ok_or_else(|| {
+        StoreError::BadInput(format!(
+            "`{code}` is not an ISO 3166-1 alpha-2 country code (two capital letters, like US)"
+        ))
+    })
+}
+
+fn text(field: &str, value: &str) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(StoreError::BadInput(format!("{field} must not be empty")));
+    }
+    if trimmed.chars().count() > MAX_TEXT {
+        return Err(StoreError::BadInput(format!(
+            "{field} is longer than {MAX_TEXT} characters"
+        )));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(StoreError::BadInput(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn list_size(what: &str, len: usize) -> Result<()> {
+    if len > MAX_LIST {
+        return Err(StoreError::BadInput(format!(
+            "at most {MAX_LIST} {what} at once, got {len}"
+        )));
+    }
+    Ok(())
+}
+
+/// C1 compares addresses after an optional `smtp:` prefix, case-insensitively.
+pub fn normalize_proxy(address: &str) -> String {
+    let lower = address.trim().to_lowercase();
+    lower
+        .strip_prefix("smtp:")
+        .map(str::to_string)
+        .unwrap_or(lower)
+}
+
+fn proxy_addresses(addresses: &[String]) -> Result<Vec<(String, String)>> {
+    list_size("proxy addresses", addresses.len())?;
+    let mut out: Vec<(String, String)> = Vec::with_capacity(addresses.len());
+    for address in addresses {
+        let address = text("a proxy address", address)?;
+        if address.chars().any(char::is_whitespace) {
+            return Err(StoreError::BadInput(format!(
+                "proxy address `{address}` must not contain spaces"
+            )));
+        }
+        let normalized = normalize_proxy(&address);
+        if normalized.is_empty() || !normalized.contains('@') {
+            return Err(StoreError::BadInput(format!(
+                "proxy address `{address}` is not an address (expected e.g. smtp:ann@contoso.com)"
+            )));
+        }
+        if out.iter().any(|(_, n)| *n == normalized) {
+            return Err(StoreError::BadInput(format!(
+                "proxy address `{address}` is listed twice"
+            )));
+        }
+        out.push((address, normalized));
+    }
+    Ok(out)
+}
+
+pub fn require_user(conn: &Connection, id: i64) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT id FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NotFound(format!("no user with id {id}")))
+}
+
+pub fn require_group(conn: &Connection, id: i64) -> Result<()> {
+    let found: Option<i64> = conn
+        .query_row("SELECT id FROM groups WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    found
+        .map(|_| ())
+        .ok_or_else(|| StoreError::NotFound(format!("no group with id {id}")))
+}
+
+// ---- Directory and seats -----------------------------------------------------------------------
+
+pub fn default_usage_location(conn: &Connection) -> Result<Country> {
+    let code: String = conn.query_row(
+        "SELECT default_usage_location FROM directory WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?;
+    Country::parse(&code).ok_or_else(|| StoreError::Corrupt(format!("directory location {code:?}")))
+}
+
+pub fn update_directory(
+    tx: &Transaction<'_>,
+    display_name: Option<&str>,
+    default_usage_location: Option<&str>,
+) -> Result<()> {
+    let name = display_name.map(|n| text("displayName", n)).transpose()?;
+    let location = default_usage_location.map(parse_country).transpose()?;
+    if let Some(name) = name {
+        tx.execute(
+            "UPDATE directory SET display_name = ?1 WHERE id = 1",
+            [name],
+        )?;
+    }
+    if let Some(location) = location {
+        tx.execute(
+            "UPDATE directory SET default_usage_location = ?1 WHERE id = 1",
+            [location.code()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes sure every product of the table has a seats row.
+pub fn ensure_products(tx: &Transaction<'_>, table: &RuleTable) -> Result<()> {
+    let mut insert = tx.prepare_cached("INSERT OR IGNORE INTO products (sku) VALUES (?1)")?;
+    for p in table.product_ids() {
+        insert.execute([&table.product(p).name])?;
+    }
+    Ok(())
+}
+
+pub fn set_prepaid_units(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    sku: &str,
+    units: i64,
+) -> Result<()> {
+    if table.product_by_name(sku).is_none() {
+        return Err(StoreError::BadInput(format!("unknown product `{sku}`")));
+    }
+    if units < 0 {
+        return Err(StoreError::BadInput(format!(
+            "units must be 0 or more, got {units}"
+        )));
+    }
+    if units > i64::from(u32::MAX) {
+        return Err(StoreError::BadInput(format!("units {units} is too large")));
+    }
+    // L3: lowering below what is consumed takes nothing away.
+    tx.execute(
+        "INSERT INTO products (sku, prepaid_units) VALUES (?1, ?2)
+         ON CONFLICT (sku) DO UPDATE SET prepaid_units = excluded.prepaid_units",
+        params![sku, units],
+    )?;
+    Ok(())
+}
+
+pub fn load_seats(conn: &Connection, table: &RuleTable) -> Result<SeatCounter> {
+    let mut seats = SeatCounter::new(table.product_count());
+    let mut stmt =
+        conn.prepare_cached("SELECT sku, prepaid_units, consumed_units FROM products")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (sku, prepaid, consumed) = row?;
+        if let Some(p) = table.product_by_name(&sku) {
+            seats.set_prepaid(p, u32::try_from(prepaid).unwrap_or(u32::MAX));
+            seats.set_consumed(p, u32::try_from(consumed).unwrap_or(u32::MAX));
+        }
+    }
+    seats.clear_deltas();
+    Ok(seats)
+}
+
+pub fn save_seats(tx: &Transaction<'_>, table: &RuleTable, seats: &mut SeatCounter) -> Result<()> {
+    let mut update = tx.prepare_cached(
+        "INSERT INTO products (sku, consumed_units) VALUES (?1, max(?2, 0))
+         ON CONFLICT (sku) DO UPDATE SET consumed_units = max(consumed_units + ?2, 0)",
+    )?;
+    for (product, delta) in seats.deltas() {
+        if delta != 0 {
+            update.execute(params![table.product(product).name, delta])?;
+        }
+    }
+    seats.clear_deltas();
+    Ok(())
+}
+
+// ---- Users ---------------------------------------------------------------------------------------
+
+pub struct NewUser {
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub usage_location: Option<String>,
+    pub proxy_addresses: Vec<String>,
+}
+
+pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
+    let upn = text("userPrincipalName", &user.user_principal_name)?;
+    if upn.chars().any(char::is_whitespace) || !upn.contains('@') {
+        return Err(StoreError::BadInput(format!(
+            "userPrincipalName `{upn}` is not of the form name@domain"
+        )));
+    }
+    let display_name = text("displayName", &user.display_name)?;
+    let location = user
+        .usage_location
+        .as_deref()
+        .map(parse_country)
+        .transpose()?;
+    let proxies = proxy_addresses(&user.proxy_addresses)?;
+    let taken: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM users WHERE user_principal_name = ?1",
+            [&upn],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if taken.is_some() {
+        return Err(StoreError::BadInput(format!(
+            "userPrincipalName `{upn}` is already taken (compared without regard to case)"
+        )));
+    }
+    tx.execute(
+        "INSERT INTO users (user_principal_name, display_name, usage_location) VALUES (?1, ?2, ?3)",
+        params![upn, display_name, location.map(Country::code)],
+    )?;
+    let id = tx.last_insert_rowid();
+    write_proxies(tx, id, &proxies)?;
+    Ok(id)
+}
+
+fn write_proxies(tx: &Transaction<'_>, user: i64, proxies: &[(String, String)]) -> Result<()> {
+    tx.execute("DELETE FROM proxy_addresses WHERE user_id = ?1", [user])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO proxy_addresses (user_id, position, address, normalized) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for (i, (address, normalized)) in proxies.iter().enumerate() {
+        insert.execute(params![user, i as i64, address, normalized])?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct UserUpdate {
+    pub display_name: Option<String>,
+    pub usage_location: Option<String>,
+    pub clear_usage_location: bool,
+    pub proxy_addresses: Option<Vec<String>>,
+}
+
+/// Changes a user; a new usage location or new proxy addresses process all of the user's group
+/// assignments again (P5).
+pub fn update_user(tx: &Transaction<'_>, id: i64, update: &UserUpdate, now: &str) -> Result<()> {
+    require_user(tx, id)?;
+    if update.clear_usage_location && update.usage_location.is_some() {
+        return Err(StoreError::BadInput(
+            "give either usageLocation or clearUsageLocation, not both".into(),
+        ));
+    }
+    let display_name = update
+        .display_name
+        .as_deref()
+        .map(|n| text("displayName", n))
+        .transpose()?;
+    let location = update
+        .usage_location
+        .as_deref()
+        .map(parse_country)
+        .transpose()?;
+    let proxies = update
+        .proxy_addresses
+        .as_deref()
+        .map(proxy_addresses)
+        .transpose()?;
+    if let Some(name) = display_name {
+        tx.execute(
+            "UPDATE users SET display_name = ?1 WHERE id = ?2",
+            params![name, id],
+        )?;
+    }
+    let old_location: Option<String> = tx.query_row(
+        "SELECT usage_location FROM users WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    let new_location = if update.clear_usage_location {
+        None
+    } else {
+        location
+            .map(|c| c.code().to_string())
+            .or(old_location.clone())
+    };
+    let mut reprocess = false;
+    if new_location != old_location {
+        tx.execute(
+            "UPDATE users SET usage_location = ?1 WHERE id = ?2",
+            params![new_location, id],
+        )?;
+        reprocess = true;
+    }
+    if let Some(proxies) = proxies {
+        let old: Vec<String> = tx
+            .prepare_cached(
+                "SELECT address FROM proxy_addresses WHERE user_id = ?1 ORDER BY position",
+            )?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let new: Vec<String> = proxies.iter().map(|(a, _)| a.clone()).collect();
+        if old != new {
+            write_proxies(tx, id, &proxies)?;
+            reprocess = true;
+        }
+    }
+    if reprocess && has_group_work(tx, id)? {
+        enqueue_user(tx, id, now)?;
+    }
+    Ok(())
+}
+
+/// Whether a user has anything processing could act on: a membership or a group assignment.
+fn has_group_work(conn: &Connection, user: i64) -> Result<bool> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM members WHERE user_id = ?1)
+                         OR EXISTS (SELECT 1 FROM assignments WHERE user_id = ?1 AND group_id <> 0)",
+            [user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// P7: withdraws every assignment with no checks and frees the seats.
+pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<()> {
+    require_user(tx, id)?;
+    let mut seats = load_seats(tx, table)?;
+    let mut loaded = load_users(tx, table, &[id])?;
+    if let Some(user) = loaded.first_mut() {
+        engine::delete_user(&mut user.licenses, &mut seats);
+    }
+    save_seats(tx, table, &mut seats)?;
+    tx.execute("DELETE FROM work WHERE user_id = ?1", [id])?;
+    tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+// ---- Groups ---------------------------------------------------------------------------------------
+
+pub fn create_group(tx: &Transaction<'_>, display_name: &str) -> Result<i64> {
+    let name = text("displayName", display_name)?;
+    tx.execute("INSERT INTO groups (display_name) VALUES (?1)", [name])?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// G4: a group with licenses, or with assignments still being withdrawn, cannot be deleted.
+pub fn delete_group(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    require_group(tx, id)?;
+    let licenses: i64 = tx.query_row(
+        "SELECT count(*) FROM group_licenses WHERE group_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if licenses > 0 {
+        return Err(StoreError::GroupHasLicenses(""));
+    }
+    let assignments: i64 = tx.query_row(
+        "SELECT count(*) FROM assignments WHERE group_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?;
+    if assignments > 0 {
+        return Err(StoreError::GroupHasLicenses(
+            " being withdrawn from its members",
+        ));
+    }
+    tx.execute("DELETE FROM work WHERE group_id = ?1", [id])?;
+    tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+fn distinct_ids(what: &str, ids: &[i64]) -> Result<Vec<i64>> {
+    if ids.is_empty() {
+        return Err(StoreError::BadInput(format!("the list of {what} is empty")));
+    }
+    list_size(what, ids.len())?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(id) {
+            out.push(*id);
+        }
+    }
+    Ok(out)
+}
+
+fn group_has_licenses(conn: &Connection, group: i64) -> Result<bool> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM group_licenses WHERE group_id = ?1",
+        [group],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Adds users in the order given (their join order, P1) and queues their processing (P5).
+/// Users already members keep their place.
+pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &str) -> Result<()> {
+    require_group(tx, group)?;
+    let users = distinct_ids("users", users)?;
+    for user in &users {
+        require_user(tx, *user)?;
+    }
+    let licensed = group_has_licenses(tx, group)?;
+    let mut seq: i64 = tx.query_row("SELECT next_seq FROM groups WHERE id = ?1", [group], |r| {
+        r.get(0)
+    })?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for user in &users {
+        if insert.execute(params![group, user, seq, now])? == 1 {
+            seq += 1;
+            if licensed {
+                enqueue_member(tx, group, *user, now)?;
+            }
+        }
+    }
+    tx.execute(
+        "UPDATE groups SET next_seq = ?1 WHERE id = ?2",
+        params![seq, group],
+    )?;
+    Ok(())
+}
+
+/// Removes members; their assignments from the group are withdrawn by processing (P3, P5).
+pub fn remove_group_members(
+    tx: &Transaction<'_>,
+    group: i64,
+    users: &[i64],
+    now: &str,
+) -> Result<()> {
+    require_group(tx, group)?;
+    let users = distinct_ids("users", users)?;
+    for user in &users {
+        require_user(tx, *user)?;
+    }
+    let mut delete =
+        tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut rows = tx
+        .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
+    for user in &users {
+        if delete.execute(params![group, user])? == 1 && rows.exists(params![group, user])? {
+            enqueue_member(tx, group, *user, now)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn group_licenses(
+    conn: &Connection,
+    table: &RuleTable,
+    group: i64,
+) -> Result<Vec<LicenseSpec>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT sku, disabled_plans FROM group_licenses WHERE group_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt.query_map([group], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (sku, disabled) = row?;
+        let product = table
+            .product_by_name(&sku)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown product `{sku}`")))?;
+        out.push(LicenseSpec {
+            product,
+            disabled: decode_disabled(table, &disabled)?,
+        });
+    }
+    Ok(out)
+}
+
+/// A license as the API receives it: `skuPartNumber` and the names of the plans to disable.
+pub type LicenseInput = (String, Vec<String>);
+
+fn check_license_lists(add: &[LicenseInput], remove: &[String]) -> Result<()> {
+    if add.is_empty() && remove.is_empty() {
+        return Err(StoreError::BadInput(
+            "nothing to do: addLicenses and removeLicenses are both empty".into(),
+        ));
+    }
+    list_size("licenses", add.len() + remove.len())?;
+    Ok(())
+}
+
+/// G1–G3: validates the group's new license set, stores it and queues every member (G2).
+pub fn assign_group_license(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    group: i64,
+    add: &[LicenseInput],
+    remove: &[String],
+    now: &str,
+) -> Result<()> {
+    require_group(tx, group)?;
+    check_license_lists(add, remove)?;
+    let change = engine::resolve_change(table, add, remove)
+        .map_err(|e| StoreError::GroupLicense(e.into()))?;
+    let current = group_licenses(tx, table, group)?;
+    let new = engine::change_group_licenses(table, GroupId(group), &current, &change)?;
+    let old_times: HashMap<String, String> = tx
+        .prepare_cached("SELECT sku, updated_at FROM group_licenses WHERE group_id = ?1")?
+        .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    tx.execute("DELETE FROM group_licenses WHERE group_id = ?1", [group])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO group_licenses (group_id, sku, disabled_plans, position, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (position, spec) in new.iter().enumerate() {
+        let sku = &table.product(spec.product).name;
+        // A product whose configuration did not change keeps its time.
+        let unchanged = current.iter().any(|c| c == spec);
+        let updated_at = match old_times.get(sku) {
+            Some(old) if unchanged => old.as_str(),
+            _ => now,
+        };
+        insert.execute(params![
+            group,
+            sku,
+            encode_disabled(table, &spec.disabled),
+            position as i64,
+            updated_at
+        ])?;
+    }
+    enqueue_group(tx, group, now)?;
+    Ok(())
+}
+
+pub fn reprocess_group(tx: &Transaction<'_>, group: i64, now: &str) -> Result<()> {
+    require_group(tx, group)?;
+    enqueue_group(tx, group, now)
+}
+
+pub fn reprocess_user(tx: &Transaction<'_>, user: i64, now: &str) -> Result<()> {
+    require_user(tx, user)?;
+    enqueue_user(tx, user, now)
+}
+
+// ---- Direct assignment (D1–D5) ----------------------------------------------------------------
+
+/// D1–D5: checked and applied at once; on error nothing changes.
+pub fn assign_license(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    user: i64,
+    add: &[LicenseInput],
+    remove: &[String],
+    now: &str,
+) -> Result<()> {
+    require_user(tx, user)?;
+    check_license_lists(add, remove)?;
+    let change =
+        engine::resolve_change(table, add, remove).map_err(|e| StoreError::Direct(e.into()))?;
+    let default = default_usage_location(tx)?;
+    let mut seats = load_seats(tx, table)?;
+    let mut loaded = load_users(tx, table, &[user])?;
+    let Some(target) = loaded.first_mut() else {
+        return Err(StoreError::NotFound(format!("no user with id {user}")));
+    };
+    Engine::new(table, default).assign_direct(&mut target.licenses, &change, &mut seats)?;
+    write_user(tx, table, target, now)?;
+    save_seats(tx, table, &mut seats)?;
+    Ok(())
+}
+
+// ---- Work queue (P5, P8, P9) -----------------------------------------------------------------
+
+fn reset_progress_if_idle(tx: &Transaction<'_>, group: i64) -> Result<()> {
+    let pending: bool = tx
+        .prepare_cached("SELECT 1 FROM work WHERE group_id = ?1 LIMIT 1")?
+        .exists([group])?;
+    if !pending {
+        tx.execute(
+            "UPDATE groups SET processed_members = 0, members_to_process = 0 WHERE id = ?1",
+            [group],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues every member of the group; a group-wide run that has not started yet already covers
+/// this one.
+pub fn enqueue_group(tx: &Transaction<'_>, group: i64, now: &str) -> Result<()> {
+    let waiting: bool = tx
+        .prepare_cached(
+            "SELECT 1 FROM work WHERE group_id = ?1 AND user_id IS NULL AND started = 0 LIMIT 1",
+        )?
+        .exists([group])?;
+    if waiting {
+        return Ok(());
+    }
+    reset_progress_if_idle(tx, group)?;
+    let members: i64 = tx.query_row(
+        "SELECT count(*) FROM members WHERE group_id = ?1",
+        [group],
+        |r| r.get(0),
+    )?;
+    tx.execute(
+        "UPDATE groups SET members_to_process = members_to_process + ?1 WHERE id = ?2",
+        params![members, group],
+    )?;
+    tx.execute(
+        "INSERT INTO work (group_id, created_at) VALUES (?1, ?2)",
+        params![group, now],
+    )?;
+    Ok(())
+}
+
+fn enqueue_member(tx: &Transaction<'_>, group: i64, user: i64, now: &str) -> Result<()> {
+    reset_progress_if_idle(tx, group)?;
+    tx.execute(
+        "UPDATE groups SET members_to_process = members_to_process + 1 WHERE id = ?1",
+        [group],
+    )?;
+    tx.execute(
+        "INSERT INTO work (group_id, user_id, created_at) VALUES (?1, ?2, ?3)",
+        params![group, user, now],
+    )?;
+    Ok(())
+}
+
+fn enqueue_user(tx: &Transaction<'_>, user: i64, now: &str) -> Result<()> {
+    tx.execute(
+        "INSERT INTO work (user_id, created_at) VALUES (?1, ?2)",
+        params![user, now],
+    )?;
+    Ok(())
+}
+
+// ---- Loading and saving a user's licenses ----------------------------------------------------
+
+/// One stored assignment row, kept to tell what processing changed.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Row {
+    applied: Option<String>,
+    state: &'static str,
+    error_code: Option<&'static str>,
+    error: Option<String>,
+}
+
+/// A user's licenses as the engine sees them, with the rows they were read from.
+pub struct LoadedUser {
+    pub licenses: UserLicenses,
+    rows: HashMap<(i64, String), (Row, String)>,
+}
+
+fn state_from(name: &str) -> Result<AssignmentState> {
+    Ok(match name {
+        "PENDING" => AssignmentState::Pending,
+        "ACTIVE" => AssignmentState::Active,
+        "ACTIVE_WITH_ERROR" => AssignmentState::ActiveWithError,
+        "ERROR" => AssignmentState::Error,
+        other => return Err(StoreError::Corrupt(format!("assignment state {other:?}"))),
+    })
+}
+
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// Loads the users `ids` (in that order; unknown ids are left out) with every assignment
+/// they have, from every source. Group assignments get their applied configuration as intent:
+/// the caller sets the intent of the group it processes.
+pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<Vec<LoadedUser>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The ids are integers formatted by us, so they are safe to splice into the statement.
+    let list = id_list(ids);
+    let mut users: HashMap<i64, LoadedUser> = HashMap::with_capacity(ids.len());
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, usage_location FROM users WHERE id IN ({list})"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        for row in rows {
+            let (id, location) = row?;
+            let location = location
+                .map(|c| {
+                    Country::parse(&c)
+                        .ok_or_else(|| StoreError::Corrupt(format!("usage location {c:?}")))
+                })
+                .transpose()?;
+            users.insert(
+                id,
+                LoadedUser {
+                    licenses: UserLicenses::new(UserId(id), location),
+                    rows: HashMap::new(),
+                },
+            );
+        }
+    }
+    {
+        // C1: the first of the user's addresses that another user also has.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT p.user_id, p.address, min(q.user_id) FROM proxy_addresses p
+               JOIN proxy_addresses q ON q.normalized = p.normalized AND q.user_id <> p.user_id
+              WHERE p.user_id IN ({list})
+              GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position"
+        ))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, address, other) = row?;
+            if let Some(user) = users.get_mut(&id)
+                && user.licenses.duplicate_proxy.is_none()
+            {
+                user.licenses.duplicate_proxy = Some(DuplicateProxy {
+                    address,
+                    other_user: UserId(other),
+                });
+            }
+        }
+    }
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at
+               FROM assignments WHERE user_id IN ({list}) ORDER BY user_id, group_id, sku"
+        ))?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let user_id: i64 = r.get(0)?;
+            let group_id: i64 = r.get(1)?;
+            let sku: String = r.get(2)?;
+            let applied_json: Option<String> = r.get(3)?;
+            let state_name: String = r.get(4)?;
+            let error_json: Option<String> = r.get(6)?;
+            let updated_at: String = r.get(7)?;
+            let Some(user) = users.get_mut(&user_id) else {
+                continue;
+            };
+            let product = table
+                .product_by_name(&sku)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown product `{sku}`")))?;
+            let applied = applied_json
+                .as_deref()
+                .map(|j| decode_disabled(table, j))
+                .transpose()?;
+            let state = state_from(&state_name)?;
+            let error = error_json
+                .as_deref()
+                .map(|j| decode_error(table, j))
+                .transpose()?;
+            let source = if group_id == 0 {
+                Source::Direct
+            } else {
+                Source::Group(GroupId(group_id))
+            };
+            let row = encode_row(table, applied.as_ref(), state, error.as_ref());
+            user.rows.insert((group_id, sku), (row, updated_at));
+            user.licenses.assignments.push(Assignment {
+                product,
+                source,
+                intent: Intent::Assign(applied.clone().unwrap_or_default()),
+                applied,
+                state,
+                error,
+            });
+        }
+    }
+    Ok(ids.iter().filter_map(|id| users.remove(id)).collect())
+}
+
+fn encode_row(
+    table: &RuleTable,
+    applied: Option<&engine::DisabledPlans>,
+    state: AssignmentState,
+    error: Option<&engine::LicenseError>,
+) -> Row {
+    Row {
+        applied: applied.map(|d| encode_disabled(table, d)),
+        state: state.graphql_name(),
+        error_code: error.map(|e| e.code().graphql_name()),
+        error: error.map(|e| encode_error(table, e)),
+    }
+}
+
+/// Writes back what changed in `user`'s assignments: new and changed rows get `now` as their
+/// `lastUpdatedDateTime`, unchanged rows keep theirs, rows gone are deleted.
+pub fn write_user(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    user: &LoadedUser,
+    now: &str,
+) -> Result<()> {
+    let id = user.licenses.id.0;
+    let mut seen: Vec<(i64, &str)> = Vec::with_capacity(user.licenses.assignments.len());
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO assignments (user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (user_id, group_id, sku) DO UPDATE SET
+           applied_disabled = excluded.applied_disabled, state = excluded.state,
+           error_code = excluded.error_code, error = excluded.error, updated_at = excluded.updated_at",
+    )?;
+    for a in &user.licenses.assignments {
+        let group_id = a.source.group().map_or(0, |g| g.0);
+        let sku = table.product(a.product).name.as_str();
+        seen.push((group_id, sku));
+        let row = encode_row(table, a.applied.as_ref(), a.state, a.error.as_ref());
+        if let Some((old, _)) = user.rows.get(&(group_id, sku.to_string()))
+            && *old == row
+        {
+            continue;
+        }
+        upsert.execute(params![
+            id,
+            group_id,
+            sku,
+            row.applied,
+            row.state,
+            row.error_code,
+            row.error,
+            now
+        ])?;
+    }
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM assignments WHERE user_id = ?1 AND group_id = ?2 AND sku = ?3",
+    )?;
+    for (group_id, sku) in user.rows.keys() {
+        if !seen.contains(&(*group_id, sku.as_str())) {
+            delete.execute(params![id, group_id, sku])?;
+        }
+    }
+    Ok(())
+}
+
+/// The groups a user is a member of, in the order the user joined them.
+pub fn memberships(conn: &Connection, user: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT group_id FROM members WHERE user_id = ?1 ORDER BY joined_at, group_id",
+    )?;
+    let rows = stmt.query_map([user], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Products that no rule table may drop while something refers to them, and the plans named in
+/// stored configurations and errors.
+pub fn names_in_use(conn: &Connection) -> Result<(Vec<String>, Vec<String>)> {
+    let mut products: Vec<String> = conn
+        .prepare(
+            "SELECT sku FROM products WHERE prepaid_units > 0 OR consumed_units > 0
+             UNION SELECT sku FROM group_licenses UNION SELECT sku FROM assignments",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut plans: Vec<String> = Vec::new();
+    let mut add_json = |json: &str| {
+        if let Ok(names) = serde_json::from_str::<Vec<String>>(json) {
+            plans.extend(names);
+        }
+    };
+    for json in conn
+        .prepare(
+            "SELECT DISTINCT disabled_plans FROM group_licenses
+             UNION SELECT DISTINCT applied_disabled FROM assignments WHERE applied_disabled IS NOT NULL",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+    {
+        add_json(&json?);
+    }
+    for json in conn
+        .prepare("SELECT DISTINCT error FROM assignments WHERE error IS NOT NULL")?
+        .query_map([], |r| r.get::<_, String>(0))?
+    {
+        let (p, q) = super::codec::error_names(&json?);
+        plans.extend(p);
+        products.extend(q);
+    }
+    plans.sort();
+    plans.dedup();
+    products.sort();
+    products.dedup();
+    Ok((products, plans))
+}
+
+/// For the API: a product id by name, or `BAD_USER_INPUT`.
+pub fn product_id(table: &RuleTable, sku: &str) -> Result<ProductId> {
+    table
+        .product_by_name(sku)
+        .ok_or_else(|| StoreError::BadInput(format!("unknown product `{sku}`")))
+}

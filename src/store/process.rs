@@ -1,0 +1,248 @@
+//! One step of processing (P1–P6), run by the processing worker inside one write transaction:
+//! the oldest queued work item, or the next chunk of it. A crash between steps loses nothing:
+//! the item and how far it got are stored (P8).
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use crate::engine::{self, Engine, GroupId, LicenseSpec};
+use crate::rules::RuleTable;
+
+use super::Result;
+use super::ops::{
+    LoadedUser, default_usage_location, group_licenses, load_seats, load_users, memberships,
+    save_seats, write_user,
+};
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The group the work was for, if any.
+    pub group: Option<i64>,
+    /// Users processed in this step.
+    pub users: u32,
+    pub users_with_errors: u32,
+    pub seats_taken: u32,
+    pub seats_freed: u32,
+    /// Whether the work item is finished (its group may still have other items queued).
+    pub finished: bool,
+}
+
+struct Item {
+    id: i64,
+    group: Option<i64>,
+    user: Option<i64>,
+    after_seq: i64,
+    started: bool,
+}
+
+/// Runs one step. `Ok(None)`: nothing is queued.
+pub fn step(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    chunk: usize,
+    now: &str,
+) -> Result<Option<Step>> {
+    let item = tx
+        .query_row(
+            "SELECT id, group_id, user_id, after_seq, started FROM work ORDER BY id LIMIT 1",
+            [],
+            |r| {
+                Ok(Item {
+                    id: r.get(0)?,
+                    group: r.get(1)?,
+                    user: r.get(2)?,
+                    after_seq: r.get(3)?,
+                    started: r.get::<_, i64>(4)? != 0,
+                })
+            },
+        )
+        .optional()?;
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let engine = Engine::new(table, default_usage_location(tx)?);
+    let mut seats = load_seats(tx, table)?;
+    let mut step = Step {
+        group: item.group,
+        ..Step::default()
+    };
+    match (item.group, item.user) {
+        (Some(group), None) => {
+            group_chunk(tx, &engine, &mut seats, &item, group, chunk, now, &mut step)?
+        }
+        (Some(group), Some(user)) => {
+            let licenses = group_licenses(tx, table, group)?;
+            let mut users = load_users(tx, table, &[user])?;
+            apply_group(
+                tx, &engine, &mut seats, group, &licenses, &mut users, now, &mut step,
+            )?;
+            finish(tx, &item, &mut step)?;
+        }
+        (None, Some(user)) => {
+            user_all_groups(tx, &engine, &mut seats, user, now, &mut step)?;
+            finish(tx, &item, &mut step)?;
+        }
+        (None, None) => finish(tx, &item, &mut step)?,
+    }
+    save_seats(tx, table, &mut seats)?;
+    if let Some(group) = item.group {
+        tx.execute(
+            "UPDATE groups SET processed_members = min(processed_members + ?1, members_to_process) WHERE id = ?2",
+            params![step.users, group],
+        )?;
+    }
+    Ok(Some(step))
+}
+
+fn finish(tx: &Transaction<'_>, item: &Item, step: &mut Step) -> Result<()> {
+    tx.execute("DELETE FROM work WHERE id = ?1", [item.id])?;
+    step.finished = true;
+    Ok(())
+}
+
+/// A group-wide item: first the former members whose withdrawal is pending (so that the seats
+/// they free go to members in the same run), then the members in join order, `chunk` at a time.
+#[allow(clippy::too_many_arguments)]
+fn group_chunk(
+    tx: &Transaction<'_>,
+    engine: &Engine<'_>,
+    seats: &mut engine::SeatCounter,
+    item: &Item,
+    group: i64,
+    chunk: usize,
+    now: &str,
+    step: &mut Step,
+) -> Result<()> {
+    let table = engine.table;
+    let licenses = group_licenses(tx, table, group)?;
+    if !item.started {
+        tx.execute("UPDATE work SET started = 1 WHERE id = ?1", [item.id])?;
+        let former: Vec<i64> = tx
+            .prepare_cached(
+                "SELECT DISTINCT a.user_id FROM assignments a
+                  WHERE a.group_id = ?1
+                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = a.user_id)
+                  ORDER BY a.user_id",
+            )?
+            .query_map([group], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if !former.is_empty() {
+            tx.execute(
+                "UPDATE groups SET members_to_process = members_to_process + ?1 WHERE id = ?2",
+                params![former.len() as i64, group],
+            )?;
+            let mut users = load_users(tx, table, &former)?;
+            apply_group(tx, engine, seats, group, &licenses, &mut users, now, step)?;
+        }
+    }
+    let members: Vec<(i64, i64)> = tx
+        .prepare_cached(
+            "SELECT user_id, seq FROM members WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![group, item.after_seq, chunk as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&(_, last_seq)) = members.last() else {
+        return finish(tx, item, step);
+    };
+    let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
+    let mut users = load_users(tx, table, &ids)?;
+    apply_group(tx, engine, seats, group, &licenses, &mut users, now, step)?;
+    if members.len() < chunk {
+        finish(tx, item, step)
+    } else {
+        tx.execute(
+            "UPDATE work SET after_seq = ?1 WHERE id = ?2",
+            params![last_seq, item.id],
+        )?;
+        Ok(())
+    }
+}
+
+/// P2–P4 for `users` (in the order given) and one group, against one seat counter (P1).
+#[allow(clippy::too_many_arguments)]
+fn apply_group(
+    tx: &Transaction<'_>,
+    engine: &Engine<'_>,
+    seats: &mut engine::SeatCounter,
+    group: i64,
+    licenses: &[LicenseSpec],
+    users: &mut [LoadedUser],
+    now: &str,
+    step: &mut Step,
+) -> Result<()> {
+    let g = GroupId(group);
+    let mut is_member =
+        tx.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
+    for user in users.iter_mut() {
+        if is_member.exists(params![group, user.licenses.id.0])? {
+            engine::set_group_intent(&mut user.licenses, g, licenses);
+        } else {
+            engine::withdraw_group(&mut user.licenses, g);
+        }
+    }
+    let mut changed = Vec::new();
+    let mut index = 0;
+    let summary = engine.process_batch(
+        g,
+        users.iter_mut().map(|u| &mut u.licenses),
+        seats,
+        |_, out| {
+            if out.changed {
+                changed.push(index);
+            }
+            index += 1;
+        },
+    );
+    for i in changed {
+        write_user(tx, engine.table, &users[i], now)?;
+    }
+    step.users += summary.users;
+    step.users_with_errors += summary.users_with_errors;
+    step.seats_taken += summary.seats_taken;
+    step.seats_freed += summary.seats_freed;
+    Ok(())
+}
+
+/// P5/P6 (`reprocessUser`, a new location or proxy addresses): every group of the user, in the
+/// order the user joined them, then former groups with pending withdrawals.
+fn user_all_groups(
+    tx: &Transaction<'_>,
+    engine: &Engine<'_>,
+    seats: &mut engine::SeatCounter,
+    user: i64,
+    now: &str,
+    step: &mut Step,
+) -> Result<()> {
+    let table = engine.table;
+    let mut users = load_users(tx, table, &[user])?;
+    let Some(loaded) = users.first_mut() else {
+        return Ok(());
+    };
+    let groups = memberships(tx, user)?;
+    for group in &groups {
+        let licenses = group_licenses(tx, table, *group)?;
+        engine::set_group_intent(&mut loaded.licenses, GroupId(*group), &licenses);
+    }
+    let former: Vec<GroupId> = loaded
+        .licenses
+        .assignments
+        .iter()
+        .filter_map(|a| a.source.group())
+        .filter(|g| !groups.contains(&g.0))
+        .collect();
+    for group in former {
+        engine::withdraw_group(&mut loaded.licenses, group);
+    }
+    let order: Vec<GroupId> = groups.iter().map(|g| GroupId(*g)).collect();
+    let out = engine.process_user(&mut loaded.licenses, &order, seats);
+    if out.changed {
+        write_user(tx, table, loaded, now)?;
+    }
+    step.users = 1;
+    step.users_with_errors = u32::from(out.error.is_some());
+    step.seats_taken = out.seats_taken;
+    step.seats_freed = out.seats_freed;
+    Ok(())
+}

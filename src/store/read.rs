@@ -1,0 +1,511 @@
+//! Queries for the API. Lists are read a page at a time with keyset paging; details of many
+//! users or groups are read in one statement per kind, whatever the page holds (no N+1).
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{Result, StoreError};
+
+pub struct DirectoryView {
+    pub display_name: String,
+    pub default_usage_location: String,
+}
+
+pub fn directory(conn: &Connection) -> Result<DirectoryView> {
+    Ok(conn.query_row(
+        "SELECT display_name, default_usage_location FROM directory WHERE id = 1",
+        [],
+        |r| {
+            Ok(DirectoryView {
+                display_name: r.get(0)?,
+                default_usage_location: r.get(1)?,
+            })
+        },
+    )?)
+}
+
+/// `(prepaid, consumed)` per product name.
+pub fn seats(conn: &Connection) -> Result<HashMap<String, (i64, i64)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT sku, prepaid_units, consumed_units FROM products")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A page of ids after keyset paging, with the exact total.
+pub struct Page<K> {
+    pub keys: Vec<K>,
+    pub total: i64,
+    pub has_next: bool,
+}
+
+fn page<K>(mut keys: Vec<K>, first: usize, total: i64) -> Page<K> {
+    let has_next = keys.len() > first;
+    keys.truncate(first);
+    Page {
+        keys,
+        total,
+        has_next,
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+// ---- Users ----------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+pub struct UserView {
+    pub id: i64,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub usage_location: Option<String>,
+    pub proxy_addresses: Vec<String>,
+}
+
+pub fn users(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, UserView>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = placeholders(ids.len());
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, user_principal_name, display_name, usage_location FROM users WHERE id IN ({marks})"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(ids), |r| {
+        Ok(UserView {
+            id: r.get(0)?,
+            user_principal_name: r.get(1)?,
+            display_name: r.get(2)?,
+            usage_location: r.get(3)?,
+            proxy_addresses: Vec::new(),
+        })
+    })?;
+    for row in rows {
+        let user = row?;
+        out.insert(user.id, user);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT user_id, address FROM proxy_addresses WHERE user_id IN ({marks}) ORDER BY user_id, position"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(ids), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+    })?;
+    for row in rows {
+        let (id, address) = row?;
+        if let Some(user) = out.get_mut(&id) {
+            user.proxy_addresses.push(address);
+        }
+    }
+    Ok(out)
+}
+
+pub fn user_by_principal_name(conn: &Connection, upn: &str) -> Result<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM users WHERE user_principal_name = ?1",
+            [upn.trim()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn user_exists(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+        .exists([id])?)
+}
+
+pub fn user_page(conn: &Connection, after: i64, first: usize) -> Result<Page<i64>> {
+    let keys = conn
+        .prepare_cached("SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2")?
+        .query_map(params![after, first as i64 + 1], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    Ok(page(keys, first, total))
+}
+
+/// Users holding a product (L1), by id.
+pub fn holders_page(conn: &Connection, sku: &str, after: i64, first: usize) -> Result<Page<i64>> {
+    let keys = conn
+        .prepare_cached(
+            "SELECT DISTINCT user_id FROM assignments
+              WHERE sku = ?1 AND applied_disabled IS NOT NULL AND user_id > ?2
+              ORDER BY user_id LIMIT ?3",
+        )?
+        .query_map(params![sku, after, first as i64 + 1], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = conn.query_row(
+        "SELECT count(DISTINCT user_id) FROM assignments WHERE sku = ?1 AND applied_disabled IS NOT NULL",
+        [sku],
+        |r| r.get(0),
+    )?;
+    Ok(page(keys, first, total))
+}
+
+/// The groups of each user, in the order the user joined them.
+pub fn memberships(conn: &Connection, users: &[i64]) -> Result<HashMap<i64, Vec<i64>>> {
+    let mut out: HashMap<i64, Vec<i64>> = HashMap::new();
+    if users.is_empty() {
+        return Ok(out);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT user_id, group_id FROM members WHERE user_id IN ({})
+          ORDER BY user_id, joined_at, group_id",
+        placeholders(users.len())
+    ))?;
+    let rows = stmt.query_map(params_from_iter(users), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    for row in rows {
+        let (user, group) = row?;
+        out.entry(user).or_default().push(group);
+    }
+    Ok(out)
+}
+
+/// One `LicenseAssignmentState` as stored, or derived when processing has not reached it.
+#[derive(Clone, Debug)]
+pub struct StateView {
+    /// `None`: assigned directly.
+    pub group: Option<i64>,
+    pub sku: String,
+    /// The configuration the source asks for now (JSON array of plan names); for a pending
+    /// withdrawal, the one last applied.
+    pub disabled: String,
+    /// The configuration in force, `None` when never applied.
+    pub applied: Option<String>,
+    pub state: String,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    pub updated_at: String,
+}
+
+/// Every assignment state of each user: stored rows, plus `PENDING` for the products of the
+/// user's groups that processing has not reached yet (G2).
+pub fn states(conn: &Connection, users: &[i64]) -> Result<HashMap<i64, Vec<StateView>>> {
+    let mut out: HashMap<i64, Vec<StateView>> = HashMap::new();
+    if users.is_empty() {
+        return Ok(out);
+    }
+    let marks = placeholders(users.len());
+    // What each user's groups ask for now.
+    let mut wanted: HashMap<(i64, i64, String), (String, String)> = HashMap::new();
+    {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT m.user_id, gl.group_id, gl.sku, gl.disabled_plans, max(m.joined_at, gl.updated_at)
+               FROM members m JOIN group_licenses gl ON gl.group_id = m.group_id
+              WHERE m.user_id IN ({marks})
+              ORDER BY m.user_id, m.joined_at, m.group_id, gl.position"
+        ))?;
+        let rows = stmt.query_map(params_from_iter(users), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (user, group, sku, disabled, since) = row?;
+            out.entry(user).or_default().push(StateView {
+                group: Some(group),
+                sku: sku.clone(),
+                disabled: disabled.clone(),
+                applied: None,
+                state: "PENDING".into(),
+                error_code: None,
+                error: None,
+                updated_at: since.clone(),
+            });
+            wanted.insert((user, group, sku), (disabled, since));
+        }
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at
+           FROM assignments WHERE user_id IN ({marks}) ORDER BY user_id, group_id, sku"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(users), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            r.get::<_, String>(7)?,
+        ))
+    })?;
+    for row in rows {
+        let (user, group, sku, applied, state, error_code, error, updated_at) = row?;
+        let list = out.entry(user).or_default();
+        let stored = |disabled: String| StateView {
+            group: (group != 0).then_some(group),
+            sku: sku.clone(),
+            disabled,
+            applied: applied.clone(),
+            state: state.clone(),
+            error_code: error_code.clone(),
+            error: error.clone(),
+            updated_at: updated_at.clone(),
+        };
+        match wanted.get(&(user, group, sku.clone())) {
+            // Processing reached it: the stored state replaces the derived PENDING one.
+            Some((disabled, _)) => {
+                if let Some(slot) = list
+                    .iter_mut()
+                    .find(|s| s.group == Some(group) && s.sku == sku)
+                {
+                    *slot = stored(disabled.clone());
+                }
+            }
+            None => {
+                let disabled = applied.clone().unwrap_or_else(|| "[]".into());
+                let view = stored(disabled);
+                // Direct assignments first.
+                if group == 0 {
+                    list.insert(0, view);
+                } else {
+                    list.push(view);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---- Groups ---------------------------------------------------------------------------------------
+
+#[derive(Clone)]
+pub struct GroupView {
+    pub id: i64,
+    pub display_name: String,
+    pub member_count: i64,
+    pub processed_members: i64,
+    pub members_to_process: i64,
+    /// `QUEUED`, `IN_PROGRESS` or `COMPLETE` (P9).
+    pub processing_state: &'static str,
+    /// Users with at least one assignment from the group in error (Q1).
+    pub error_users: i64,
+    /// `(sku, disabled plans as JSON)` in the group's order.
+    pub licenses: Vec<(String, String)>,
+}
+
+pub fn groups(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, GroupView>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let marks = placeholders(ids.len());
+    let mut stmt = conn.prepare(&format!(
+        "SELECT g.id, g.display_name, g.processed_members, g.members_to_process,
+                (SELECT count(*) FROM members m WHERE m.group_id = g.id),
+                EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1),
+                EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id),
+                (SELECT count(DISTINCT a.user_id) FROM assignments a
+                  WHERE a.group_id = g.id AND a.error_code IS NOT NULL)
+           FROM groups g WHERE g.id IN ({marks})"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(ids), |r| {
+        let started: bool = r.get(5)?;
+        let queued: bool = r.get(6)?;
+        Ok(GroupView {
+            id: r.get(0)?,
+            display_name: r.get(1)?,
+            processed_members: r.get(2)?,
+            members_to_process: r.get(3)?,
+            member_count: r.get(4)?,
+            processing_state: if started {
+                "IN_PROGRESS"
+            } else if queued {
+                "QUEUED"
+            } else {
+                "COMPLETE"
+            },
+            error_users: r.get(7)?,
+            licenses: Vec::new(),
+        })
+    })?;
+    for row in rows {
+        let group = row?;
+        out.insert(group.id, group);
+    }
+    let mut stmt = conn.prepare(&format!(
+        "SELECT group_id, sku, disabled_plans FROM group_licenses WHERE group_id IN ({marks})
+          ORDER BY group_id, position"
+    ))?;
+    let rows = stmt.query_map(params_from_iter(ids), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, sku, disabled) = row?;
+        if let Some(group) = out.get_mut(&id) {
+            group.licenses.push((sku, disabled));
+        }
+    }
+    Ok(out)
+}
+
+pub fn group_exists(conn: &Connection, id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM groups WHERE id = ?1")?
+        .exists([id])?)
+}
+
+/// Groups by id; with `with_errors`, only those that have (or have not) members in error (Q2).
+pub fn group_page(
+    conn: &Connection,
+    after: i64,
+    first: usize,
+    with_errors: Option<bool>,
+) -> Result<Page<i64>> {
+    let filter = match with_errors {
+        None => "1",
+        Some(true) => {
+            "EXISTS (SELECT 1 FROM assignments a WHERE a.group_id = g.id AND a.error_code IS NOT NULL)"
+        }
+        Some(false) => {
+            "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.group_id = g.id AND a.error_code IS NOT NULL)"
+        }
+    };
+    let keys = conn
+        .prepare(&format!(
+            "SELECT g.id FROM groups g WHERE g.id > ?1 AND {filter} ORDER BY g.id LIMIT ?2"
+        ))?
+        .query_map(params![after, first as i64 + 1], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = conn.query_row(
+        &format!("SELECT count(*) FROM groups g WHERE {filter}"),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(page(keys, first, total))
+}
+
+/// Members in the order they joined; keys are `(seq, user id)`.
+pub fn members_page(
+    conn: &Connection,
+    group: i64,
+    after_seq: i64,
+    first: usize,
+) -> Result<Page<(i64, i64)>> {
+    let keys = conn
+        .prepare_cached(
+            "SELECT seq, user_id FROM members WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![group, after_seq, first as i64 + 1], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = conn.query_row(
+        "SELECT count(*) FROM members WHERE group_id = ?1",
+        [group],
+        |r| r.get(0),
+    )?;
+    Ok(page(keys, first, total))
+}
+
+/// Users with an assignment from the group in error (members and former members, Q1), by id;
+/// with `code`, only errors of that code.
+pub fn error_members_page(
+    conn: &Connection,
+    group: i64,
+    code: Option<&str>,
+    after: i64,
+    first: usize,
+) -> Result<Page<i64>> {
+    let code_filter = if code.is_some() {
+        "AND error_code = ?4"
+    } else {
+        "AND ?4 IS NULL"
+    };
+    let keys = conn
+        .prepare_cached(&format!(
+            "SELECT DISTINCT user_id FROM assignments
+              WHERE group_id = ?1 AND error_code IS NOT NULL AND user_id > ?2 {code_filter}
+              ORDER BY user_id LIMIT ?3"
+        ))?
+        .query_map(params![group, after, first as i64 + 1, code], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let total = conn.query_row(
+        &format!(
+            "SELECT count(DISTINCT user_id) FROM assignments
+              WHERE group_id = ?1 AND error_code IS NOT NULL {}",
+            code_filter.replace("?4", "?2")
+        ),
+        params![group, code],
+        |r| r.get(0),
+    )?;
+    Ok(page(keys, first, total))
+}
+
+/// Users in error per code, largest first (Q1, "top reason for failure").
+pub fn error_counts(conn: &Connection, group: i64) -> Result<Vec<(String, i64)>> {
+    let rows = conn
+        .prepare_cached(
+            "SELECT error_code, count(DISTINCT user_id) AS n FROM assignments
+              WHERE group_id = ?1 AND error_code IS NOT NULL
+              GROUP BY error_code ORDER BY n DESC, error_code",
+        )?
+        .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
+/// Groups whose license set holds the product (Q3).
+pub fn groups_with_product(conn: &Connection, sku: &str) -> Result<Vec<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT group_id FROM group_licenses WHERE sku = ?1 ORDER BY group_id")?
+        .query_map([sku], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Display names of groups and principal names of users, for error messages.
+pub fn names(
+    conn: &Connection,
+    groups: &[i64],
+    users: &[i64],
+) -> Result<(HashMap<i64, String>, HashMap<i64, String>)> {
+    let mut group_names = HashMap::new();
+    let mut user_names = HashMap::new();
+    if !groups.is_empty() {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, display_name FROM groups WHERE id IN ({})",
+            placeholders(groups.len())
+        ))?;
+        for row in stmt.query_map(params_from_iter(groups), |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (id, name) = row?;
+            group_names.insert(id, name);
+        }
+    }
+    if !users.is_empty() {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, user_principal_name FROM users WHERE id IN ({})",
+            placeholders(users.len())
+        ))?;
+        for row in stmt.query_map(params_from_iter(users), |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (id, name) = row?;
+            user_names.insert(id, name);
+        }
+    }
+    Ok((group_names, user_names))
+}
+
+/// Whether processing has anything queued.
+pub fn work_pending(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM work LIMIT 1")?
+        .exists([])?)
+}
+
+pub fn not_found(what: &str, id: i64) -> StoreError {
+    StoreError::NotFound(format!("no {what} with id {id}"))
+}

@@ -1,0 +1,140 @@
+//! GraphiQL loads in headless Chromium, runs a query against the server and
+//! shows its result, with no request leaving the machine.
+//!
+//! Needs Debian's `chromium` (/usr/bin/chromium) and Node.js; `.ci/browser-setup`
+//! installs both prerequisites. The browser part is `tests/browser/graphiql.mjs`.
+//!
+//! The server is the real binary, serving the demo tenant from a temporary database.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use group_licensing::server::graphiql;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Kills the server when the test ends, whatever happens.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `group-licensing serve --demo` and returns it with the address it printed.
+fn start_demo_server(db: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
+        .arg("serve")
+        .arg("--db")
+        .arg(db)
+        .arg("--rules")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .args(["--listen", "127.0.0.1:0", "--demo"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the server prints its address");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+        .to_string();
+    (server, base)
+}
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `npm ci` in tests/browser when playwright-core is not installed yet.
+fn install_playwright() {
+    let dir = browser_dir();
+    if dir
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .status()
+        .unwrap_or_else(|e| {
+            panic!("running `npm ci` in {}: {e} (install Node.js >= 20 with npm, or run .ci/browser-setup)", dir.display())
+        });
+    assert!(
+        status.success(),
+        "`npm ci` in {} failed: {status}",
+        dir.display()
+    );
+}
+
+#[test]
+fn graphiql_runs_a_query_in_headless_chromium_offline() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the GraphiQL browser test needs Debian's chromium. \
+         Install it with `apt-get install chromium` (or run .ci/browser-setup)."
+    );
+    if !graphiql::BUNDLE_EMBEDDED {
+        panic!(
+            "this build has no GraphiQL bundle (npm was not available to build.rs); \
+             install Node.js/npm and rebuild after `touch build.rs`"
+        );
+    }
+    install_playwright();
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, base) = start_demo_server(&dir.path().join("demo.db"));
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let expected = r#""displayName": "Contoso (demo)""#;
+    let output = Command::new("node")
+        .arg(browser_dir().join("graphiql.mjs"))
+        .arg(&base)
+        .arg(expected)
+        .arg(&screenshot)
+        .arg("{ directory { displayName defaultUsageLocation } groups(hasMembersWithLicenseErrors: true) { totalCount } }")
+        .env("CHROMIUM", CHROMIUM)
+        .output()
+        .expect("running node (install Node.js >= 20)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+
+    assert!(
+        output.status.success(),
+        "GraphiQL browser check failed ({}); screenshot: {}\n{stdout}\n{stderr}",
+        output.status,
+        screenshot.display()
+    );
+    assert!(stdout.contains("OK: GraphiQL"), "{stdout}");
+    assert!(
+        stdout.contains(r#""totalCount": 6"#),
+        "the result pane lacks the demo's six groups in error (S1, S2, S3, S4, S6, S7):\n{stdout}"
+    );
+    // The page, its four scripts, its stylesheet and the queries all went to the server.
+    assert!(
+        stdout.contains("/graphiql/assets/graphiql.min.js"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("/graphql"), "{stdout}");
+    assert!(
+        std::fs::metadata(&screenshot).is_ok_and(|m| m.len() > 0),
+        "no screenshot at {}",
+        screenshot.display()
+    );
+    println!("screenshot: {}", screenshot.display());
+}
