@@ -32,15 +32,12 @@ mod direct;
 mod group;
 mod process;
 mod seats;
-mod serde_ids;
 
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use crate::rules::{Country, PlanId, PlanSet, ProductId, RuleTable};
 
@@ -54,18 +51,15 @@ pub use seats::{Seat, SeatCounter};
 // Ids and sources
 
 /// A user (a SQLite rowid in the store).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct UserId(pub i64);
 
 /// A group (a SQLite rowid in the store).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct GroupId(pub i64);
 
 /// Where an assignment comes from.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Source {
     Direct,
     Group(GroupId),
@@ -85,10 +79,9 @@ impl Source {
 }
 
 /// A source and the product a plan comes through: GraphQL's `LicenseSource`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct SourceRef {
     pub source: Source,
-    #[serde(with = "serde_ids::product")]
     pub product: ProductId,
 }
 
@@ -208,8 +201,7 @@ pub struct LicenseChange {
 // Assignments and users
 
 /// GraphQL's `LicenseAssignmentStateValue`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum AssignmentState {
     /// Recorded, not processed yet; never applied.
     Pending,
@@ -332,7 +324,7 @@ impl Assignment {
 
 /// C1 needs the other users' addresses, which only the store has: it says whether one of the
 /// user's proxy addresses is also another user's.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct DuplicateProxy {
     /// As the user has it (e.g. `smtp:sales@contoso.com`).
     pub address: String,
@@ -429,8 +421,7 @@ impl UserLicenses {
 // Decisions
 
 /// GraphQL's `LicenseErrorCode` without `NONE` (that is `Option::None`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ErrorCode {
     CountViolation,
     MutuallyExclusiveViolation,
@@ -462,16 +453,13 @@ impl ErrorCode {
 
 /// One violation found by C1–C5 (or G1): GraphQL's `LicenseViolation` without its message
 /// (see [`describe`]).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Violation {
     /// C1: one of the user's proxy addresses is also another user's.
     DuplicateProxyAddress { address: String, other_user: UserId },
     /// C2: candidate plans barred in the user's effective usage location (R3).
     ProhibitedInLocation {
-        #[serde(with = "serde_ids::plans")]
         plans: Vec<PlanId>,
-        #[serde(with = "serde_ids::country")]
         location: Country,
         /// The location is the directory's default, the user has none (L4).
         inherited: bool,
@@ -479,27 +467,20 @@ pub enum Violation {
     /// C3 (and G1): `plan`, a candidate plan coming through `source`, and `conflicting_plan`,
     /// coming through `conflicting_source`, are in one exclusive set (R1).
     MutuallyExclusive {
-        #[serde(with = "serde_ids::plan")]
         plan: PlanId,
         source: SourceRef,
-        #[serde(with = "serde_ids::plan")]
         conflicting_plan: PlanId,
         conflicting_source: SourceRef,
     },
     /// C4 (and G1, P3): `plan`, enabled through `source`, would have none of `missing`, its
     /// alternative prerequisites, enabled (R2). `missing` is in the rule's order.
     MissingPrerequisite {
-        #[serde(with = "serde_ids::plan")]
         plan: PlanId,
         source: SourceRef,
-        #[serde(with = "serde_ids::plans")]
         missing: Vec<PlanId>,
     },
     /// C5: products the user would newly hold that have no available seat.
-    NoSeat {
-        #[serde(with = "serde_ids::products")]
-        products: Vec<ProductId>,
-    },
+    NoSeat { products: Vec<ProductId> },
 }
 
 impl Violation {
@@ -594,8 +575,8 @@ impl Violation {
 }
 
 /// Why a step failed: every violation found, in check order (C1 … C5); the first one gives the
-/// error code. What the store persists.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// error code. The store persists it by name (`store::codec`).
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub struct LicenseError {
     pub violations: Vec<Violation>,
 }

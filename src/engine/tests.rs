@@ -1230,41 +1230,6 @@ fn q4_resolutions_name_what_the_admin_can_do() {
 // Persistence of decisions
 
 #[test]
-fn license_errors_round_trip_through_json_and_bad_ids_are_refused() {
-    let f = Fx::new();
-    let error = LicenseError {
-        violations: vec![
-            Violation::ProhibitedInLocation {
-                plans: vec![f.pl("TEAMS1")],
-                location: c("CN"),
-                inherited: true,
-            },
-            Violation::MutuallyExclusive {
-                plan: f.pl("EXCHANGE_S_ENTERPRISE"),
-                source: at(Source::Group(G), f.p("ENTERPRISEPACK")),
-                conflicting_plan: f.pl("EXCHANGE_S_STANDARD"),
-                conflicting_source: at(Source::Direct, f.p("STANDARDPACK")),
-            },
-            Violation::NoSeat {
-                products: vec![f.p("EMS")],
-            },
-        ],
-    };
-    let json = serde_json::to_string(&error).unwrap();
-    assert!(json.contains("\"location\":\"CN\""), "{json}");
-    assert_eq!(serde_json::from_str::<LicenseError>(&json).unwrap(), error);
-    let bad_plan = r#"{"violations":[{"kind":"prohibited_in_location","plans":[4000],"location":"CN","inherited":true}]}"#;
-    assert!(serde_json::from_str::<LicenseError>(bad_plan).is_err());
-    let bad_country = r#"{"violations":[{"kind":"prohibited_in_location","plans":[1],"location":"XX","inherited":true}]}"#;
-    assert!(serde_json::from_str::<LicenseError>(bad_country).is_err());
-    assert_eq!(
-        serde_json::to_string(&ErrorCode::ProhibitedInUsageLocationViolation).unwrap(),
-        "\"PROHIBITED_IN_USAGE_LOCATION_VIOLATION\""
-    );
-    assert_eq!(ErrorCode::graphql_name_of(None), "NONE");
-}
-
-#[test]
 fn unknown_product_ids_in_records_never_panic() {
     let mut f = Fx::new();
     let ghost = ProductId::new(500).unwrap();

@@ -225,3 +225,110 @@ pub fn error_names(json: &str) -> (Vec<String>, Vec<String>) {
     }
     (plans, products)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::compile_texts;
+
+    const RULES: &str = include_str!("../../tests/fixtures/scenario-rules/scenario.rules");
+
+    fn table(text: &str) -> RuleTable {
+        compile_texts([("t.rules", text)])
+            .unwrap_or_else(|f| panic!("{:?}", f.errors))
+            .table
+    }
+
+    fn every_kind(t: &RuleTable) -> LicenseError {
+        let plan = |n: &str| t.plan_by_name(n).expect("scenario plan");
+        let product = |n: &str| t.product_by_name(n).expect("scenario product");
+        LicenseError {
+            violations: vec![
+                Violation::DuplicateProxyAddress {
+                    address: "smtp:sales@contoso.com".into(),
+                    other_user: UserId(7),
+                },
+                Violation::ProhibitedInLocation {
+                    plans: vec![plan("TEAMS1")],
+                    location: Country::parse("CN").expect("CN"),
+                    inherited: true,
+                },
+                Violation::MutuallyExclusive {
+                    plan: plan("EXCHANGE_S_ENTERPRISE"),
+                    source: SourceRef {
+                        source: Source::Group(GroupId(3)),
+                        product: product("ENTERPRISEPACK"),
+                    },
+                    conflicting_plan: plan("EXCHANGE_S_STANDARD"),
+                    conflicting_source: SourceRef {
+                        source: Source::Direct,
+                        product: product("STANDARDPACK"),
+                    },
+                },
+                Violation::MissingPrerequisite {
+                    plan: plan("WORKPLACE_ANALYTICS"),
+                    source: SourceRef {
+                        source: Source::Direct,
+                        product: product("WORKPLACE_ANALYTICS"),
+                    },
+                    missing: vec![plan("EXCHANGE_S_STANDARD"), plan("EXCHANGE_S_ENTERPRISE")],
+                },
+                Violation::NoSeat {
+                    products: vec![product("EMS")],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn stored_errors_round_trip_by_name() {
+        let t = table(RULES);
+        let error = every_kind(&t);
+        let json = encode_error(&t, &error);
+        assert!(json.contains("\"EXCHANGE_S_STANDARD\""), "{json}");
+        assert_eq!(decode_error(&t, &json).expect("decodes"), error);
+    }
+
+    /// A reload that renumbers plans (here: two plans declared first) reads stored data right.
+    #[test]
+    fn stored_values_survive_a_table_that_renumbers_plans() {
+        let before = table(RULES);
+        let after = table(&format!(
+            "plan NEW_A = \"a\"\nplan NEW_B = \"b\"\nproduct NEW = \"n\" {{ NEW_A, NEW_B }}\n{RULES}"
+        ));
+        let error = every_kind(&before);
+        let json = encode_error(&before, &error);
+        assert_eq!(
+            encode_error(&after, &decode_error(&after, &json).expect("decodes")),
+            json
+        );
+        let teams = before.plan_by_name("TEAMS1").expect("TEAMS1");
+        let disabled: DisabledPlans = [teams].into_iter().collect();
+        let stored = encode_disabled(&before, &disabled);
+        assert_eq!(stored, r#"["TEAMS1"]"#);
+        let read = decode_disabled(&after, &stored).expect("decodes");
+        assert_eq!(
+            read.iter()
+                .map(|p| after.plan(p).name.as_str())
+                .collect::<Vec<_>>(),
+            ["TEAMS1"]
+        );
+    }
+
+    #[test]
+    fn names_the_rules_no_longer_know_are_reported_not_guessed() {
+        let t = table(RULES);
+        assert!(matches!(
+            decode_disabled(&t, r#"["GONE"]"#),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_disabled(&t, "not json"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_error(&t, r#"[{"kind":"no_seat","products":["GONE"]}]"#),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
