@@ -117,6 +117,17 @@ fn violation_json(table: &RuleTable, v: &engine::Violation, message: &str) -> Va
     })
 }
 
+/// The group as the mutation's transaction leaves it, before the worker is woken: the answer
+/// shows the work the mutation queued (G2, P9).
+fn group_as_of(
+    tx: &rusqlite::Transaction<'_>,
+    group: i64,
+) -> crate::store::Result<crate::store::read::GroupView> {
+    crate::store::read::groups(tx, &[group])?
+        .remove(&group)
+        .ok_or_else(|| crate::store::read::not_found("group", group))
+}
+
 /// Runs one mutation's transaction and wakes the worker for the work it may have queued.
 async fn write<R, F>(ctx: &Context<'_>, f: F) -> Result<R>
 where
@@ -213,7 +224,7 @@ impl Mutation {
 
     async fn create_group(&self, ctx: &Context<'_>, display_name: String) -> Result<Group> {
         let id = write(ctx, move |tx, _, _| ops::create_group(tx, &display_name)).await?;
-        Ok(Group(id))
+        Ok(Group::new(id))
     }
 
     /// G4: a group that has licenses cannot be deleted.
@@ -232,11 +243,12 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let users = ids(&user_ids, "user")?;
-        write(ctx, move |tx, _, now| {
-            ops::add_group_members(tx, group, &users, now)
+        let view = write(ctx, move |tx, _, now| {
+            ops::add_group_members(tx, group, &users, now)?;
+            group_as_of(tx, group)
         })
         .await?;
-        Ok(Group(group))
+        Ok(Group::as_of(view))
     }
 
     /// The members' licenses from the group are withdrawn in the background (P3, P5).
@@ -248,11 +260,12 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let users = ids(&user_ids, "user")?;
-        write(ctx, move |tx, _, now| {
-            ops::remove_group_members(tx, group, &users, now)
+        let view = write(ctx, move |tx, _, now| {
+            ops::remove_group_members(tx, group, &users, now)?;
+            group_as_of(tx, group)
         })
         .await?;
-        Ok(Group(group))
+        Ok(Group::as_of(view))
     }
 
     /// D1–D5: direct licenses, checked and applied at once, adds and removes together.
@@ -283,18 +296,23 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let add = licenses(add_licenses);
-        write(ctx, move |tx, table, now| {
-            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
+        let view = write(ctx, move |tx, table, now| {
+            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)?;
+            group_as_of(tx, group)
         })
         .await?;
-        Ok(Group(group))
+        Ok(Group::as_of(view))
     }
 
     /// P6: every member of the group, and every former member whose withdrawal is pending.
     async fn reprocess_group(&self, ctx: &Context<'_>, group_id: ID) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
-        write(ctx, move |tx, _, now| ops::reprocess_group(tx, group, now)).await?;
-        Ok(Group(group))
+        let view = write(ctx, move |tx, _, now| {
+            ops::reprocess_group(tx, group, now)?;
+            group_as_of(tx, group)
+        })
+        .await?;
+        Ok(Group::as_of(view))
     }
 
     /// P6: every group assignment of the user, pending withdrawals included.

@@ -88,7 +88,7 @@ impl Query {
             .read(move |c| read::group_exists(c, id))
             .await
             .map_err(api_error)?;
-        Ok(exists.then_some(Group(id)))
+        Ok(exists.then_some(Group::new(id)))
     }
 
     /// Groups by id; `hasMembersWithLicenseErrors: true` lists the groups that need attention (Q2).
@@ -110,7 +110,7 @@ impl Query {
             .iter()
             .map(|id| GroupEdge {
                 cursor: cursor("g", *id),
-                node: Group(*id),
+                node: Group::new(*id),
             })
             .collect();
         Ok(GroupConnection {

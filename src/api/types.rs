@@ -213,7 +213,7 @@ impl Product {
             .read(move |c| read::groups_with_product(c, &sku))
             .await
             .map_err(api_error)?;
-        Ok(ids.into_iter().map(Group).collect())
+        Ok(ids.into_iter().map(Group::new).collect())
     }
 }
 
@@ -279,7 +279,7 @@ impl User {
             .load_one(MembershipsKey(self.0))
             .await?
             .unwrap_or_default();
-        Ok(groups.into_iter().map(Group).collect())
+        Ok(groups.into_iter().map(Group::new).collect())
     }
 
     /// What the user holds (L1): one entry per product, with the union of the enabled plans of
@@ -372,7 +372,7 @@ impl LicenseAssignmentState {
 
     /// Null: assigned directly.
     async fn assigned_by_group(&self) -> Option<Group> {
-        self.view.group.map(Group)
+        self.view.group.map(Group::new)
     }
 
     /// The configuration the source asks for (for a pending withdrawal, the one in force).
@@ -483,7 +483,7 @@ impl LicenseErrorDetail {
             .violations
             .iter()
             .zip(detail.violations.iter())
-            .map(|(v, message)| LicenseViolation::of(table, v, message.clone()))
+            .map(|(v, message)| LicenseViolation::of(table, v, message.clone(), &names))
             .collect();
         Ok(LicenseErrorDetail {
             message: detail.message,
@@ -501,10 +501,15 @@ pub struct LicenseSource {
 }
 
 impl LicenseSource {
-    fn of(source: engine::SourceRef) -> LicenseSource {
+    /// A stored error may outlive the group it names (deleted since): its `group` is then null.
+    fn of(source: engine::SourceRef, names: &Names) -> LicenseSource {
         LicenseSource {
             direct: source.source.is_direct(),
-            group: source.source.group().map(|g| Group(g.0)),
+            group: source
+                .source
+                .group()
+                .filter(|g| names.groups.contains_key(&g.0))
+                .map(|g| Group::new(g.0)),
             product: Product(source.product),
         }
     }
@@ -532,49 +537,74 @@ pub struct LicenseViolation {
     /// C5: products without seats.
     pub products: Vec<Product>,
     #[graphql(skip)]
-    source: Option<engine::SourceRef>,
+    source: Option<LicenseSource>,
 }
 
 #[ComplexObject]
 impl LicenseViolation {
     /// C3, C4: where the plan at fault comes from.
-    async fn source(&self) -> Option<LicenseSource> {
-        self.source.map(LicenseSource::of)
+    async fn source(&self) -> Option<&LicenseSource> {
+        self.source.as_ref()
     }
 }
 
 impl LicenseViolation {
-    pub fn of(table: &RuleTable, v: &Violation, message: String) -> LicenseViolation {
+    /// `names` holds the groups and users that still exist: a stored error may name a user or
+    /// a group deleted since, which is then null rather than an error for the whole query.
+    fn of(table: &RuleTable, v: &Violation, message: String, names: &Names) -> LicenseViolation {
         LicenseViolation {
             code: LicenseErrorCode::of(v.code()),
             message,
             plans: ServicePlan::list(table, v.plans().iter().copied()),
             conflicting_plan: v.conflicting_plan().map(|p| ServicePlan::of(table, p)),
-            conflicting_source: v.conflicting_source().map(LicenseSource::of),
+            conflicting_source: v.conflicting_source().map(|s| LicenseSource::of(s, names)),
             missing_prerequisites: ServicePlan::list(
                 table,
                 v.missing_prerequisites().iter().copied(),
             ),
             usage_location: v.usage_location().map(|c| c.code().to_string()),
             proxy_address: v.proxy_address().map(str::to_string),
-            conflicting_user: v.conflicting_user().map(|u| User(u.0)),
+            conflicting_user: v
+                .conflicting_user()
+                .filter(|u| names.users.contains_key(&u.0))
+                .map(|u| User(u.0)),
             products: v.products().iter().map(|p| Product(*p)).collect(),
-            source: v.source(),
+            source: v.source().map(|s| LicenseSource::of(s, names)),
         }
     }
 }
 
 // ---- Groups ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy)]
-pub struct Group(pub i64);
+/// A group. `as_of` is the group as the mutation that returns it left it (read in the
+/// mutation's own transaction): the answer of a mutation tells what the mutation did (G2:
+/// `licenseProcessingState: QUEUED`), not how far the worker got since.
+#[derive(Clone)]
+pub struct Group {
+    id: i64,
+    as_of: Option<Arc<read::GroupView>>,
+}
 
 impl Group {
+    pub fn new(id: i64) -> Group {
+        Group { id, as_of: None }
+    }
+
+    pub fn as_of(view: read::GroupView) -> Group {
+        Group {
+            id: view.id,
+            as_of: Some(Arc::new(view)),
+        }
+    }
+
     async fn view(&self, ctx: &Context<'_>) -> Result<read::GroupView> {
+        if let Some(view) = &self.as_of {
+            return Ok(view.as_ref().clone());
+        }
         loader(ctx)?
-            .load_one(GroupKey(self.0))
+            .load_one(GroupKey(self.id))
             .await?
-            .ok_or_else(|| api_error(read::not_found("group", self.0)))
+            .ok_or_else(|| api_error(read::not_found("group", self.id)))
     }
 }
 
@@ -593,7 +623,7 @@ pub struct ErrorCount {
 #[Object]
 impl Group {
     async fn id(&self) -> ID {
-        ID(self.0.to_string())
+        ID(self.id.to_string())
     }
 
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
@@ -612,7 +642,7 @@ impl Group {
         after: Option<String>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "m")?;
-        let group = self.0;
+        let group = self.id;
         let page = state(ctx)?
             .store
             .read(move |c| read::members_page(c, group, after, first))
@@ -672,7 +702,7 @@ impl Group {
 
     /// Users in error per code, largest first ("top reason for failure").
     async fn license_error_counts(&self, ctx: &Context<'_>) -> Result<Vec<ErrorCount>> {
-        let group = self.0;
+        let group = self.id;
         let counts = state(ctx)?
             .store
             .read(move |c| read::error_counts(c, group))
@@ -696,7 +726,7 @@ impl Group {
         error: Option<LicenseErrorCode>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "e")?;
-        let group = self.0;
+        let group = self.id;
         let code = error.map(|e| e.name());
         let page = state(ctx)?
             .store

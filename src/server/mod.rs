@@ -11,9 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_graphql::parser::types::OperationType;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -163,9 +165,30 @@ pub fn router(app: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-async fn graphql_post(State(state): State<HttpState>, request: GraphQLRequest) -> GraphQLResponse {
+/// `POST /graphql`. The body is buffered first: axum tells a body over [`BODY_LIMIT`] (413,
+/// also when it comes in chunks with no length declared) from other failures, which the GraphQL
+/// extractor would all answer with 400.
+async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let bytes = match Bytes::from_request(Request::from_parts(parts.clone(), body), &state).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "BAD_REQUEST"
+            };
+            return error_response(status, code, &rejection.body_text());
+        }
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
+        Ok(request) => request,
+        Err(rejection) => return rejection.into_response(),
+    };
     let request = api::prepare(request.into_inner(), &state.app);
-    state.schema.execute(request).await.into()
+    GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
 /// `GET /graphql`: GraphiQL for a browser that asks for HTML without a query; otherwise the

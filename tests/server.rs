@@ -1,0 +1,21 @@
+//! Integration tests of the GraphQL server: the real `group-licensing serve` binary, started on
+//! a fresh database in a temporary folder, driven over HTTP (graphql-api.md). Every seed scenario
+//! (S1–S9 of seed-scenarios.md) is played through the API; rule ids refer to licensing.md.
+//!
+//! One test binary with modules, for build time.
+
+#[path = "server/harness.rs"]
+mod harness;
+
+#[path = "server/durability.rs"]
+mod durability;
+#[path = "server/errors.rs"]
+mod errors;
+#[path = "server/http.rs"]
+mod http;
+#[path = "server/lifecycle.rs"]
+mod lifecycle;
+#[path = "server/scenarios.rs"]
+mod scenarios;
+#[path = "server/startup.rs"]
+mod startup;

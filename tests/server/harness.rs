@@ -1,0 +1,598 @@
+//! Starts and stops the real server binary, and speaks GraphQL to it.
+//!
+//! [`Server::start`] runs `group-licensing serve --db … --rules … --listen 127.0.0.1:0`, waits for
+//! the `listening on http://…` line and kills the process when dropped (its stderr is printed if
+//! the test is failing, to show what the server said).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_group-licensing");
+
+/// The rules of seed-scenarios.md, a folder usable as `--rules`.
+pub fn scenario_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules")
+}
+
+/// How long a server may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long ordinary background processing (a few users) may take.
+pub const PROCESSING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running server; killed (SIGKILL) and reaped when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub db: PathBuf,
+    pub rules: PathBuf,
+    agent: ureq::Agent,
+    stderr: Arc<Mutex<String>>,
+    /// Keeps stdout drained after the first line.
+    _stdout: Option<thread::JoinHandle<()>>,
+}
+
+/// A fresh server on an empty database in its own temporary folder.
+pub struct Fresh {
+    pub server: Server,
+    pub dir: TempDir,
+}
+
+impl std::ops::Deref for Fresh {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+/// A server on a new database with the scenario rules.
+pub fn fresh() -> Fresh {
+    let dir = TempDir::new().expect("temp dir");
+    let server = Server::start(&dir.path().join("t.db"), &scenario_rules());
+    Fresh { server, dir }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if let Ok(mut s) = into.lock() {
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            }
+        }
+    })
+}
+
+impl Server {
+    /// Starts the server on `db` with the rules folder `rules` and waits until it listens.
+    pub fn start(db: &Path, rules: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--db"])
+            .arg(db)
+            .arg("--rules")
+            .arg(rules)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .env_remove("GROUP_LICENSING_DB")
+            .env_remove("GROUP_LICENSING_RULES")
+            .env_remove("GROUP_LICENSING_LISTEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        drain(child.stderr.take().expect("stderr"), stderr.clone());
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel::<Option<String>>();
+        let reader = thread::spawn(move || read_address(stdout, tx));
+        let base = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Some(base)) => base,
+            outcome => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "the server did not start ({outcome:?}, exit status {status:?}); stderr:\n{}",
+                    stderr.lock().map(|s| s.clone()).unwrap_or_default()
+                );
+            }
+        };
+        Server {
+            child: Some(child),
+            base,
+            db: db.to_path_buf(),
+            rules: rules.to_path_buf(),
+            agent: agent(),
+            stderr,
+            _stdout: Some(reader),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// SIGKILL (std's `Child::kill` on Unix), as a crash would; waits for the process to die.
+    pub fn kill(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("kill the server");
+        child.wait().expect("reap the server")
+    }
+
+    /// The whole GraphQL response (`data` and `errors`) of a POST.
+    pub fn gql(&self, query: &str, variables: Value) -> Value {
+        let mut response = self
+            .agent
+            .post(self.url("/graphql"))
+            .send_json(json!({ "query": query, "variables": variables }))
+            .unwrap_or_else(|e| panic!("POST /graphql failed: {e}\nquery: {query}"));
+        let status = response.status();
+        let body: Value = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024 * 1024)
+            .read_json()
+            .unwrap_or_else(|e| panic!("response of {query} is not JSON ({status}): {e}"));
+        body
+    }
+
+    /// `data` of a query or mutation that must succeed.
+    pub fn ok(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables.clone());
+        if let Some(errors) = body.get("errors") {
+            panic!("unexpected GraphQL errors: {errors:#}\nquery: {query}\nvariables: {variables}");
+        }
+        body["data"].clone()
+    }
+
+    /// The first error of an operation that must fail; checks there is no data for it.
+    pub fn err(&self, query: &str, variables: Value) -> Value {
+        let body = self.gql(query, variables.clone());
+        let errors = body["errors"].as_array().cloned().unwrap_or_default();
+        assert!(
+            !errors.is_empty(),
+            "expected a GraphQL error, got {body:#}\nquery: {query}\nvariables: {variables}"
+        );
+        // A failed mutation returns no data; a failed nullable query field is null.
+        let no_data = match &body["data"] {
+            Value::Null => true,
+            Value::Object(fields) => fields.values().all(Value::is_null),
+            _ => false,
+        };
+        assert!(no_data, "a failed operation must return no data: {body:#}");
+        errors[0].clone()
+    }
+
+    // ---- Tenant setup ---------------------------------------------------------------------
+
+    pub fn create_user(&self, upn: &str, location: Option<&str>) -> String {
+        self.create_user_with(upn, location, &[])
+    }
+
+    pub fn create_user_with(&self, upn: &str, location: Option<&str>, proxies: &[&str]) -> String {
+        let data = self.ok(
+            "mutation($input: CreateUserInput!) { createUser(input: $input) { id userPrincipalName } }",
+            json!({ "input": {
+                "userPrincipalName": upn,
+                "displayName": upn.split('@').next().unwrap_or(upn),
+                "usageLocation": location,
+                "proxyAddresses": proxies,
+            }}),
+        );
+        str_of(&data["createUser"]["id"])
+    }
+
+    pub fn create_group(&self, name: &str) -> String {
+        let data = self.ok(
+            "mutation($n: String!) { createGroup(displayName: $n) { id displayName licenseProcessingState } }",
+            json!({ "n": name }),
+        );
+        assert_eq!(data["createGroup"]["displayName"], name);
+        assert_eq!(data["createGroup"]["licenseProcessingState"], "COMPLETE");
+        str_of(&data["createGroup"]["id"])
+    }
+
+    pub fn set_prepaid(&self, sku: &str, units: i64) {
+        let data = self.ok(
+            "mutation($s: String!, $u: Int!) { setPrepaidUnits(skuPartNumber: $s, units: $u) { prepaidUnits } }",
+            json!({ "s": sku, "u": units }),
+        );
+        assert_eq!(data["setPrepaidUnits"]["prepaidUnits"], units);
+    }
+
+    pub fn set_default_location(&self, code: &str) {
+        let data = self.ok(
+            "mutation($c: String) { updateDirectory(defaultUsageLocation: $c) { defaultUsageLocation } }",
+            json!({ "c": code }),
+        );
+        assert_eq!(data["updateDirectory"]["defaultUsageLocation"], code);
+    }
+
+    /// Adds members in the order given (their join order, P1).
+    pub fn add_members(&self, group: &str, users: &[&str]) -> Value {
+        self.ok(
+            "mutation($g: ID!, $u: [ID!]!) { addGroupMembers(groupId: $g, userIds: $u) { id memberCount licenseProcessingState } }",
+            json!({ "g": group, "u": users }),
+        )["addGroupMembers"]
+            .clone()
+    }
+
+    pub fn remove_members(&self, group: &str, users: &[&str]) -> Value {
+        self.ok(
+            "mutation($g: ID!, $u: [ID!]!) { removeGroupMembers(groupId: $g, userIds: $u) { id memberCount licenseProcessingState } }",
+            json!({ "g": group, "u": users }),
+        )["removeGroupMembers"]
+            .clone()
+    }
+
+    /// `assignGroupLicense`; `add` is a list of `LicenseInput`s. Returns the group.
+    pub fn assign_group(&self, group: &str, add: Value, remove: &[&str]) -> Value {
+        self.ok(
+            ASSIGN_GROUP,
+            json!({ "g": group, "add": add, "remove": remove }),
+        )["assignGroupLicense"]
+            .clone()
+    }
+
+    /// `assignLicense`; returns the user.
+    pub fn assign_direct(&self, user: &str, add: Value, remove: &[&str]) -> Value {
+        self.ok(
+            ASSIGN_DIRECT,
+            json!({ "u": user, "add": add, "remove": remove }),
+        )["assignLicense"]
+            .clone()
+    }
+
+    pub fn reprocess_group(&self, group: &str) -> Value {
+        self.ok(
+            "mutation($g: ID!) { reprocessGroup(groupId: $g) { id licenseProcessingState processedMembers membersToProcess } }",
+            json!({ "g": group }),
+        )["reprocessGroup"]
+            .clone()
+    }
+
+    pub fn reprocess_user(&self, user: &str) {
+        self.ok(
+            "mutation($u: ID!) { reprocessUser(userId: $u) { id } }",
+            json!({ "u": user }),
+        );
+    }
+
+    pub fn update_user(&self, user: &str, input: Value) -> Value {
+        self.ok(
+            "mutation($u: ID!, $i: UpdateUserInput!) { updateUser(id: $u, input: $i) { id usageLocation effectiveUsageLocation proxyAddresses } }",
+            json!({ "u": user, "i": input }),
+        )["updateUser"]
+            .clone()
+    }
+
+    // ---- Waiting for processing -------------------------------------------------------------
+
+    /// Polls the group's `licenseProcessingState` until `COMPLETE`; fails the test after
+    /// [`PROCESSING_TIMEOUT`].
+    pub fn wait_complete(&self, group: &str) -> Value {
+        self.wait_complete_within(group, PROCESSING_TIMEOUT)
+    }
+
+    pub fn wait_complete_within(&self, group: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let g = self.ok(
+                "query($g: ID!) { group(id: $g) { licenseProcessingState processedMembers membersToProcess } }",
+                json!({ "g": group }),
+            )["group"]
+                .clone();
+            if g["licenseProcessingState"] == "COMPLETE" {
+                return g;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "group {group} still {g} after {timeout:?}; server stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until the server's work queue is empty (`/healthz` says `idle`): for work that
+    /// belongs to a user rather than a group (P5 on a user change, `reprocessUser`).
+    pub fn wait_idle(&self) {
+        let start = Instant::now();
+        loop {
+            let health = self.healthz();
+            if health["processing"] == "idle" {
+                return;
+            }
+            assert!(
+                start.elapsed() < PROCESSING_TIMEOUT,
+                "processing still busy after {PROCESSING_TIMEOUT:?}: {health}; stderr:\n{}",
+                self.stderr()
+            );
+            thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn healthz(&self) -> Value {
+        let mut response = self
+            .agent
+            .get(self.url("/healthz"))
+            .call()
+            .expect("GET /healthz");
+        assert_eq!(response.status(), 200, "healthz status");
+        response.body_mut().read_json().expect("healthz JSON")
+    }
+
+    // ---- Reading ------------------------------------------------------------------------------
+
+    /// Every `licenseAssignmentStates` entry of a user, with every field.
+    pub fn states(&self, user: &str) -> Vec<Value> {
+        let data = self.ok(
+            &format!("query($u: ID) {{ user(id: $u) {{ licenseAssignmentStates {{ ...St }} }} }} {STATE_FRAGMENT}"),
+            json!({ "u": user }),
+        );
+        data["user"]["licenseAssignmentStates"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no user {user}: {data}"))
+    }
+
+    /// The one assignment state of `user` for `sku` from `group` (`None`: direct).
+    pub fn state_of(&self, user: &str, sku: &str, group: Option<&str>) -> Value {
+        let states = self.states(user);
+        let matching: Vec<&Value> = states
+            .iter()
+            .filter(|s| {
+                s["product"]["skuPartNumber"] == sku
+                    && match group {
+                        None => s["assignedByGroup"].is_null(),
+                        Some(g) => s["assignedByGroup"]["id"] == g,
+                    }
+            })
+            .collect();
+        assert_eq!(
+            matching.len(),
+            1,
+            "expected one state of user {user} for {sku} from {group:?}, got {states:#?}"
+        );
+        matching[0].clone()
+    }
+
+    /// Whether the user has any assignment state for `sku` from `group`.
+    pub fn has_state(&self, user: &str, sku: &str, group: Option<&str>) -> bool {
+        self.states(user).iter().any(|s| {
+            s["product"]["skuPartNumber"] == sku
+                && match group {
+                    None => s["assignedByGroup"].is_null(),
+                    Some(g) => s["assignedByGroup"]["id"] == g,
+                }
+        })
+    }
+
+    /// `(prepaidUnits, consumedUnits, availableUnits)`.
+    pub fn seats(&self, sku: &str) -> (i64, i64, i64) {
+        let p = &self.ok(
+            "query($s: String!) { product(skuPartNumber: $s) { prepaidUnits consumedUnits availableUnits } }",
+            json!({ "s": sku }),
+        )["product"];
+        (
+            int(&p["prepaidUnits"]),
+            int(&p["consumedUnits"]),
+            int(&p["availableUnits"]),
+        )
+    }
+
+    /// The dashboard fields of a group (Q1), with the ids of the users in error.
+    pub fn group(&self, group: &str) -> Value {
+        self.ok(GROUP_QUERY, json!({ "g": group }))["group"].clone()
+    }
+
+    /// The products the user holds (L1) with their enabled plans (L2).
+    pub fn held(&self, user: &str) -> Value {
+        self.ok(
+            "query($u: ID) { user(id: $u) { hasLicenseErrors assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } disabledPlans { servicePlanName } } } }",
+            json!({ "u": user }),
+        )["user"]
+            .clone()
+    }
+
+    /// Everything a client can see of the tenant (small tenants), to check that a failed
+    /// mutation changed nothing.
+    pub fn snapshot(&self) -> Value {
+        self.ok(SNAPSHOT, json!({}))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("---- server {} stderr ----\n{}", self.base, self.stderr());
+        }
+    }
+}
+
+fn read_address(stdout: ChildStdout, tx: mpsc::Sender<Option<String>>) {
+    let mut lines = BufReader::new(stdout).lines();
+    let mut sent = false;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if !sent && let Some(rest) = line.strip_prefix("listening on ") {
+            let _ = tx.send(Some(rest.trim().to_string()));
+            sent = true;
+        }
+    }
+    if !sent {
+        let _ = tx.send(None);
+    }
+}
+
+// ---- Small helpers ------------------------------------------------------------------------------
+
+pub fn str_of(v: &Value) -> String {
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+        .to_string()
+}
+
+pub fn int(v: &Value) -> i64 {
+    v.as_i64()
+        .unwrap_or_else(|| panic!("expected an integer, got {v}"))
+}
+
+/// `extensions.code` of a GraphQL error.
+pub fn code(error: &Value) -> &str {
+    error["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error without extensions.code: {error:#}"))
+}
+
+/// The service plan names of a list of `ServicePlan`s.
+pub fn plan_names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("expected a list of plans, got {list}"))
+        .iter()
+        .map(|p| str_of(&p["servicePlanName"]))
+        .collect()
+}
+
+pub fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The ids of a `UserConnection`'s nodes.
+pub fn node_ids(connection: &Value) -> Vec<String> {
+    connection["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a connection: {connection}"))
+        .iter()
+        .map(|e| str_of(&e["node"]["id"]))
+        .collect()
+}
+
+pub fn license(sku: &str, disabled: &[&str]) -> Value {
+    json!({ "skuPartNumber": sku, "disabledPlans": disabled })
+}
+
+pub const STATE_FRAGMENT: &str = r#"
+fragment Src on LicenseSource { direct group { id displayName } product { skuPartNumber } }
+fragment St on LicenseAssignmentState {
+  product { skuPartNumber }
+  assignedByGroup { id displayName }
+  disabledPlans { servicePlanName }
+  state
+  error
+  errorDetail {
+    message
+    resolutions
+    violations {
+      code message
+      plans { servicePlanName }
+      conflictingPlan { servicePlanName }
+      conflictingSource { ...Src }
+      source { ...Src }
+      missingPrerequisites { servicePlanName }
+      usageLocation
+      proxyAddress
+      conflictingUser { id userPrincipalName }
+      products { skuPartNumber }
+    }
+  }
+  lastUpdatedDateTime
+}
+"#;
+
+pub const ASSIGN_GROUP: &str = "mutation($g: ID!, $add: [LicenseInput!]!, $remove: [String!]!) {
+  assignGroupLicense(groupId: $g, addLicenses: $add, removeLicenses: $remove) {
+    id licenseProcessingState processedMembers membersToProcess
+    assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } }
+  }
+}";
+
+pub const ASSIGN_DIRECT: &str = "mutation($u: ID!, $add: [LicenseInput!]!, $remove: [String!]!) {
+  assignLicense(userId: $u, addLicenses: $add, removeLicenses: $remove) {
+    id assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } }
+  }
+}";
+
+pub const GROUP_QUERY: &str = "query($g: ID!) { group(id: $g) {
+  id displayName memberCount
+  members(first: 1000) { totalCount edges { node { id } } }
+  assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } }
+  licenseProcessingState processedMembers membersToProcess
+  hasMembersWithLicenseErrors licenseErrorCount
+  licenseErrorCounts { error count }
+  membersWithLicenseErrors(first: 1000) { totalCount edges { node { id userPrincipalName } } }
+} }";
+
+const SNAPSHOT: &str = r#"query {
+  directory { displayName defaultUsageLocation }
+  rules { loadedAt files planCount productCount exclusiveSetCount prerequisiteCount locationRuleCount lastReloadErrors { file line column message } }
+  products { skuPartNumber prepaidUnits consumedUnits availableUnits licensedUsers(first: 1000) { totalCount edges { node { id } } } licensedGroups { id } }
+  users(first: 1000) { totalCount edges { node {
+    id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses
+    memberOf { id }
+    assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } disabledPlans { servicePlanName } }
+    licenseAssignmentStates { ...St }
+    hasLicenseErrors
+  } } }
+  groups(first: 1000) { totalCount edges { node {
+    id displayName memberCount members(first: 1000) { edges { node { id } } }
+    assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } }
+    licenseProcessingState processedMembers membersToProcess
+    hasMembersWithLicenseErrors licenseErrorCount licenseErrorCounts { error count }
+    membersWithLicenseErrors(first: 1000) { edges { node { id } } }
+  } } }
+}
+fragment Src on LicenseSource { direct group { id displayName } product { skuPartNumber } }
+fragment St on LicenseAssignmentState {
+  product { skuPartNumber } assignedByGroup { id } disabledPlans { servicePlanName } state error
+  errorDetail { message resolutions violations { code message plans { servicePlanName } conflictingPlan { servicePlanName } conflictingSource { ...Src } missingPrerequisites { servicePlanName } usageLocation proxyAddress conflictingUser { id } products { skuPartNumber } } }
+  lastUpdatedDateTime
+}"#;
+
+/// Copies a rules folder into `dir/name` (for tests that edit the rules).
+pub fn copy_rules(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).expect("rules copy folder");
+    for entry in std::fs::read_dir(from).expect("rules folder") {
+        let entry = entry.expect("rules entry");
+        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a rules file");
+    }
+    to
+}
