@@ -39,6 +39,12 @@ pub struct StatesKey(pub i64);
 pub struct MembershipsKey(pub i64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SeatsKey;
+/// A group's display name, for messages (lighter than [`GroupKey`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupNameKey(pub i64);
+/// A user's principal name, for messages.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserNameKey(pub i64);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DirectoryKey;
 
@@ -126,5 +132,36 @@ impl Loader<DirectoryKey> for Loaders {
     ) -> Result<HashMap<DirectoryKey, Arc<DirectoryView>>, LoadError> {
         let directory = self.store.read(read::directory).await?;
         Ok(HashMap::from([(DirectoryKey, Arc::new(directory))]))
+    }
+}
+
+impl Loader<GroupNameKey> for Loaders {
+    type Value = String;
+    type Error = LoadError;
+
+    async fn load(
+        &self,
+        keys: &[GroupNameKey],
+    ) -> Result<HashMap<GroupNameKey, String>, LoadError> {
+        let ids = ids(keys, |k| k.0);
+        let (groups, _) = self.store.read(move |c| read::names(c, &ids, &[])).await?;
+        Ok(groups
+            .into_iter()
+            .map(|(k, v)| (GroupNameKey(k), v))
+            .collect())
+    }
+}
+
+impl Loader<UserNameKey> for Loaders {
+    type Value = String;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[UserNameKey]) -> Result<HashMap<UserNameKey, String>, LoadError> {
+        let ids = ids(keys, |k| k.0);
+        let (_, users) = self.store.read(move |c| read::names(c, &[], &ids)).await?;
+        Ok(users
+            .into_iter()
+            .map(|(k, v)| (UserNameKey(k), v))
+            .collect())
     }
 }

@@ -12,7 +12,7 @@ pub mod types;
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::{EmptySubscription, ErrorExtensions, Schema};
 use tokio::sync::Notify;
 
@@ -21,6 +21,9 @@ use crate::rules::{self, Diagnostic, RulesError, Severity};
 use crate::store::{self, Store, StoreError};
 
 pub use loaders::Loaders;
+
+/// The loaders of one request, caching what they read for the length of the request.
+pub type RequestLoader = DataLoader<Loaders, HashMapCache>;
 pub use mutation::Mutation;
 pub use query::Query;
 
@@ -51,12 +54,15 @@ pub fn sdl() -> String {
 /// Adds what one request needs: the rule table in force when it started (every field of the
 /// request sees the same one) and fresh loaders.
 pub fn prepare(request: async_graphql::Request, state: &AppState) -> async_graphql::Request {
-    request.data(state.rules.table()).data(DataLoader::new(
-        Loaders {
-            store: state.store.clone(),
-        },
-        tokio::spawn,
-    ))
+    request
+        .data(state.rules.table())
+        .data(DataLoader::with_cache(
+            Loaders {
+                store: state.store.clone(),
+            },
+            tokio::spawn,
+            HashMapCache::default(),
+        ))
 }
 
 /// A store error as a GraphQL error with its `extensions.code`.

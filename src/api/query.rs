@@ -78,7 +78,7 @@ impl Query {
             .read(move |c| read::user_page(c, after, first))
             .await
             .map_err(api_error)?;
-        Ok(UserConnection::of(page, |id| cursor("u", *id), |id| *id))
+        UserConnection::load(ctx, page, |id| cursor("u", *id), |id| *id).await
     }
 
     async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>> {

@@ -12,6 +12,7 @@ pub mod read;
 mod schema;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -71,6 +72,8 @@ pub struct Store {
     writer: mpsc::Sender<Job>,
     readers: Arc<ReadPool>,
     path: PathBuf,
+    /// Reads run so far; tests use it to check that a page costs a fixed number of reads.
+    reads: Arc<AtomicU64>,
 }
 
 const READERS: usize = 4;
@@ -110,7 +113,13 @@ impl Store {
                 permits: Semaphore::new(READERS),
             }),
             path: path.to_path_buf(),
+            reads: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many reads ([`Store::read`]) have run on this store.
+    pub fn read_count(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
@@ -152,6 +161,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let pool = self.readers.clone();
         let _permit = pool
             .permits

@@ -100,8 +100,9 @@ fn finish(tx: &Transaction<'_>, item: &Item, step: &mut Step) -> Result<()> {
     Ok(())
 }
 
-/// A group-wide item: first the former members whose withdrawal is pending (so that the seats
-/// they free go to members in the same run), then the members in join order, `chunk` at a time.
+/// A group-wide item: a first step marks the run started and handles the former members whose
+/// withdrawal is pending (so that the seats they free go to members in the same run); then the
+/// members in join order, `chunk` at a time.
 #[allow(clippy::too_many_arguments)]
 fn group_chunk(
     tx: &Transaction<'_>,
@@ -134,6 +135,8 @@ fn group_chunk(
             let mut users = load_users(tx, table, &former)?;
             apply_group(tx, engine, seats, group, &licenses, &mut users, now, step)?;
         }
+        // The run shows as IN_PROGRESS (P9) from here on, before its first chunk of members.
+        return Ok(());
     }
     let members: Vec<(i64, i64)> = tx
         .prepare_cached(

@@ -1,0 +1,178 @@
+//! Every statement the dashboard reads and processing's loads run is answered through an index:
+//! the statements are recorded as the real read functions run them, then each is checked with
+//! `EXPLAIN QUERY PLAN` (keyset paging, members in join order, users in error per group and per
+//! code, proxy addresses for C1, holders of a product).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use group_licensing::rules;
+use group_licensing::store::ops::{self, NewUser};
+use group_licensing::store::{self, Store, read};
+use rusqlite::Connection;
+use rusqlite::trace::{TraceEvent, TraceEventCodes};
+
+static RECORDED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps each statement as it ran, with its parameters filled in, so that it can be explained.
+fn record(event: TraceEvent<'_>) {
+    if let TraceEvent::Stmt(stmt, sql) = event
+        && let Ok(mut recorded) = RECORDED.lock()
+    {
+        recorded.push(stmt.expanded_sql().unwrap_or_else(|| sql.to_string()));
+    }
+}
+
+/// A small tenant with members, direct and group assignments, errors and duplicate addresses.
+fn tenant(path: &Path) -> (i64, i64, Vec<i64>) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules");
+    let table = rules::load_dir(&dir).expect("scenario rules").table;
+    let store = Store::open(path).expect("open");
+    let t = table.clone();
+    let (standard, enterprise, users) = store
+        .write_blocking(move |tx| {
+            let now = store::now();
+            ops::ensure_products(tx, &t)?;
+            ops::set_prepaid_units(tx, &t, "STANDARDPACK", 100)?;
+            ops::set_prepaid_units(tx, &t, "ENTERPRISEPACK", 100)?;
+            let mut users = Vec::new();
+            for i in 0..40 {
+                users.push(ops::create_user(
+                    tx,
+                    &NewUser {
+                        user_principal_name: format!("u{i}@contoso.com"),
+                        display_name: format!("U{i}"),
+                        usage_location: Some("US".into()),
+                        proxy_addresses: vec![format!("smtp:shared{}@contoso.com", i % 20)],
+                    },
+                )?);
+            }
+            let standard = ops::create_group(tx, "Standard")?;
+            ops::assign_group_license(
+                tx,
+                &t,
+                standard,
+                &[("STANDARDPACK".into(), vec![])],
+                &[],
+                &now,
+            )?;
+            ops::add_group_members(tx, standard, &users, &now)?;
+            let enterprise = ops::create_group(tx, "Enterprise")?;
+            ops::assign_group_license(
+                tx,
+                &t,
+                enterprise,
+                &[("ENTERPRISEPACK".into(), vec![])],
+                &[],
+                &now,
+            )?;
+            ops::add_group_members(tx, enterprise, &users, &now)?;
+            // Many more groups, so that the planner's statistics look like a real tenant's.
+            for i in 0..300 {
+                let g = ops::create_group(tx, &format!("Team {i}"))?;
+                ops::assign_group_license(
+                    tx,
+                    &t,
+                    g,
+                    &[("STANDARDPACK".into(), vec![])],
+                    &[],
+                    &now,
+                )?;
+                ops::add_group_members(tx, g, &users[i % 40..i % 40 + 1], &now)?;
+            }
+            Ok((standard, enterprise, users))
+        })
+        .expect("tenant");
+    loop {
+        let t = table.clone();
+        let step = store
+            .write_blocking(move |tx| store::process::step(tx, &t, 1000, &store::now()))
+            .expect("step");
+        if step.is_none() {
+            break;
+        }
+    }
+    (standard, enterprise, users)
+}
+
+/// Tables that stay small whatever the tenant: reading them whole is fine.
+const SMALL: [&str; 3] = ["directory", "products", "work"];
+
+#[test]
+fn dashboard_reads_and_processing_loads_use_indexes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    let (standard, enterprise, users) = tenant(&path);
+    let table = rules::load_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules"),
+    )
+    .expect("rules")
+    .table;
+
+    let conn = Connection::open(&path).expect("open");
+    // No ANALYZE: the server runs with SQLite's default estimates.
+    conn.trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(record));
+    let page = &users[..10];
+    read::user_page(&conn, users[5], 10).expect("users page");
+    read::users(&conn, page).expect("users");
+    read::user_by_principal_name(&conn, "U3@CONTOSO.COM").expect("by principal name");
+    read::holders_page(&conn, "ENTERPRISEPACK", 0, 10).expect("holders");
+    read::memberships(&conn, page).expect("memberships");
+    read::states(&conn, page).expect("states");
+    read::groups(&conn, &[standard, enterprise]).expect("groups");
+    read::group_page(&conn, 0, 10, Some(true)).expect("groups in error");
+    read::members_page(&conn, enterprise, 5, 10).expect("members in join order");
+    read::error_members_page(&conn, enterprise, None, 0, 10).expect("users in error");
+    read::error_members_page(&conn, enterprise, Some("UNIQUENESS_VIOLATION"), 0, 10)
+        .expect("users in error per code");
+    read::error_counts(&conn, enterprise).expect("error counts");
+    read::groups_with_product(&conn, "ENTERPRISEPACK").expect("licensed groups");
+    read::names(&conn, &[standard], page).expect("names");
+    ops::load_users(&conn, &table, page).expect("load users (C1 lookups)");
+    conn.trace_v2(TraceEventCodes::empty(), None);
+
+    let mut statements = RECORDED.lock().expect("recorded").clone();
+    statements.sort();
+    statements.dedup();
+    assert!(statements.len() >= 15, "{statements:#?}");
+    let mut scans = Vec::new();
+    for sql in &statements {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap_or_else(|e| panic!("explain {sql}: {e}"));
+        let details: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        if std::env::var_os("SHOW_PLANS").is_some() {
+            println!("{sql}\n  {}", details.join("\n  "));
+        }
+        for detail in details {
+            let words: Vec<&str> = detail.split_whitespace().collect();
+            // "SCAN t" (or an alias) with no index after it.
+            if words.first() == Some(&"SCAN")
+                && !words.get(1).is_some_and(|t| SMALL.contains(t))
+                && !detail.contains("USING")
+                // An exact count of the groups that have members in error (Q2) reads every
+                // group once, each through the error index.
+                && !(sql.contains("count(*) FROM groups g WHERE EXISTS"))
+            {
+                scans.push(format!("{detail}\n    in: {sql}"));
+            }
+            // An automatic index is built by reading the whole table, at every run.
+            if detail.contains("AUTOMATIC") {
+                scans.push(format!("{detail}\n    in: {sql}"));
+            }
+            // Keyset paging reads a page in index order, never by sorting the whole list.
+            if sql.contains(" LIMIT ") && detail.starts_with("USE TEMP B-TREE FOR ORDER BY") {
+                scans.push(format!("{detail}\n    in: {sql}"));
+            }
+        }
+    }
+    assert!(
+        scans.is_empty(),
+        "statements scanning a large table without an index:\n{}",
+        scans.join("\n")
+    );
+}
