@@ -15,6 +15,8 @@ mod errors;
 mod http;
 #[path = "server/lifecycle.rs"]
 mod lifecycle;
+#[path = "server/operations.rs"]
+mod operations;
 #[path = "server/scenarios.rs"]
 mod scenarios;
 #[path = "server/startup.rs"]

@@ -88,12 +88,18 @@ fn drain(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> thre
 impl Server {
     /// Starts the server on `db` with the rules folder `rules` and waits until it listens.
     pub fn start(db: &Path, rules: &Path) -> Server {
+        Server::start_with(db, rules, &[])
+    }
+
+    /// [`Server::start`] with more arguments (e.g. `--demo`).
+    pub fn start_with(db: &Path, rules: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--db"])
             .arg(db)
             .arg("--rules")
             .arg(rules)
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .env_remove("GROUP_LICENSING_DB")
             .env_remove("GROUP_LICENSING_RULES")
@@ -142,6 +148,33 @@ impl Server {
     /// What the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`) with the system's `kill`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid}: {status}");
+    }
+
+    /// Waits for the process to end by itself; `None` if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL (std's `Child::kill` on Unix), as a crash would; waits for the process to die.
