@@ -1,76 +1,16 @@
 //! No N+1: a page of users with their assignment states and error details costs the same, small
 //! number of reads whether it holds 10 users or 100.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use group_licensing::api::{self, AppState};
 use group_licensing::rules::live::{LiveRules, Loaded};
-use group_licensing::rules::{self};
-use group_licensing::store::ops::{self, NewUser};
-use group_licensing::store::{self, Store};
+use group_licensing::store;
+
+#[path = "support/tenant.rs"]
+mod tenant;
 
 const USERS: usize = 120;
-
-/// 120 users in group "Standard" (E1, applied) and group "Enterprise" (E3, refused: every one
-/// of them in MUTUALLY_EXCLUSIVE_VIOLATION with plans from "Standard").
-fn tenant(dir: &Path) -> (Store, Arc<rules::RuleTable>, i64) {
-    let rules_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules");
-    let table = Arc::new(rules::load_dir(&rules_dir).expect("scenario rules").table);
-    let store = Store::open(&dir.join("t.db")).expect("open the database");
-    let t = table.clone();
-    let enterprise = store
-        .write_blocking(move |tx| {
-            let now = store::now();
-            ops::ensure_products(tx, &t)?;
-            ops::set_prepaid_units(tx, &t, "STANDARDPACK", 1000)?;
-            ops::set_prepaid_units(tx, &t, "ENTERPRISEPACK", 1000)?;
-            let mut users = Vec::new();
-            for i in 0..USERS {
-                users.push(ops::create_user(
-                    tx,
-                    &NewUser {
-                        user_principal_name: format!("user{i}@contoso.com"),
-                        display_name: format!("User {i}"),
-                        usage_location: Some("US".into()),
-                        proxy_addresses: Vec::new(),
-                    },
-                )?);
-            }
-            let standard = ops::create_group(tx, "Standard")?;
-            ops::assign_group_license(
-                tx,
-                &t,
-                standard,
-                &[("STANDARDPACK".into(), vec![])],
-                &[],
-                &now,
-            )?;
-            ops::add_group_members(tx, standard, &users, &now)?;
-            let enterprise = ops::create_group(tx, "Enterprise")?;
-            ops::assign_group_license(
-                tx,
-                &t,
-                enterprise,
-                &[("ENTERPRISEPACK".into(), vec![])],
-                &[],
-                &now,
-            )?;
-            ops::add_group_members(tx, enterprise, &users, &now)?;
-            Ok(enterprise)
-        })
-        .expect("tenant");
-    loop {
-        let t = table.clone();
-        let step = store
-            .write_blocking(move |tx| store::process::step(tx, &t, 1000, &store::now()))
-            .expect("processing step");
-        if step.is_none() {
-            break;
-        }
-    }
-    (store, table, enterprise)
-}
 
 const QUERY: &str = r#"
 query ($group: ID!, $first: Int) {
@@ -103,7 +43,12 @@ query ($group: ID!, $first: Int) {
 #[test]
 fn a_page_of_users_with_error_details_costs_the_same_few_reads_whatever_its_size() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (store, table, enterprise) = tenant(dir.path());
+    let tenant::Tenant {
+        store,
+        table,
+        enterprise,
+        ..
+    } = tenant::conflicted(&dir.path().join("t.db"), USERS, false, 0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -3,12 +3,9 @@
 //! `EXPLAIN QUERY PLAN` (keyset paging, members in join order, users in error per group and per
 //! code, proxy addresses for C1, holders of a product).
 
-use std::path::Path;
 use std::sync::Mutex;
 
-use group_licensing::rules;
-use group_licensing::store::ops::{self, NewUser};
-use group_licensing::store::{self, Store, read};
+use group_licensing::store::{ops, read};
 use rusqlite::Connection;
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 
@@ -23,77 +20,8 @@ fn record(event: TraceEvent<'_>) {
     }
 }
 
-/// A small tenant with members, direct and group assignments, errors and duplicate addresses.
-fn tenant(path: &Path) -> (i64, i64, Vec<i64>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules");
-    let table = rules::load_dir(&dir).expect("scenario rules").table;
-    let store = Store::open(path).expect("open");
-    let t = table.clone();
-    let (standard, enterprise, users) = store
-        .write_blocking(move |tx| {
-            let now = store::now();
-            ops::ensure_products(tx, &t)?;
-            ops::set_prepaid_units(tx, &t, "STANDARDPACK", 100)?;
-            ops::set_prepaid_units(tx, &t, "ENTERPRISEPACK", 100)?;
-            let mut users = Vec::new();
-            for i in 0..40 {
-                users.push(ops::create_user(
-                    tx,
-                    &NewUser {
-                        user_principal_name: format!("u{i}@contoso.com"),
-                        display_name: format!("U{i}"),
-                        usage_location: Some("US".into()),
-                        proxy_addresses: vec![format!("smtp:shared{}@contoso.com", i % 20)],
-                    },
-                )?);
-            }
-            let standard = ops::create_group(tx, "Standard")?;
-            ops::assign_group_license(
-                tx,
-                &t,
-                standard,
-                &[("STANDARDPACK".into(), vec![])],
-                &[],
-                &now,
-            )?;
-            ops::add_group_members(tx, standard, &users, &now)?;
-            let enterprise = ops::create_group(tx, "Enterprise")?;
-            ops::assign_group_license(
-                tx,
-                &t,
-                enterprise,
-                &[("ENTERPRISEPACK".into(), vec![])],
-                &[],
-                &now,
-            )?;
-            ops::add_group_members(tx, enterprise, &users, &now)?;
-            // Many more groups, so that the planner's statistics look like a real tenant's.
-            for i in 0..300 {
-                let g = ops::create_group(tx, &format!("Team {i}"))?;
-                ops::assign_group_license(
-                    tx,
-                    &t,
-                    g,
-                    &[("STANDARDPACK".into(), vec![])],
-                    &[],
-                    &now,
-                )?;
-                ops::add_group_members(tx, g, &users[i % 40..i % 40 + 1], &now)?;
-            }
-            Ok((standard, enterprise, users))
-        })
-        .expect("tenant");
-    loop {
-        let t = table.clone();
-        let step = store
-            .write_blocking(move |tx| store::process::step(tx, &t, 1000, &store::now()))
-            .expect("step");
-        if step.is_none() {
-            break;
-        }
-    }
-    (standard, enterprise, users)
-}
+#[path = "support/tenant.rs"]
+mod tenant;
 
 /// Tables that stay small whatever the tenant: reading them whole is fine.
 const SMALL: [&str; 3] = ["directory", "products", "work"];
@@ -102,12 +30,14 @@ const SMALL: [&str; 3] = ["directory", "products", "work"];
 fn dashboard_reads_and_processing_loads_use_indexes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("t.db");
-    let (standard, enterprise, users) = tenant(&path);
-    let table = rules::load_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/scenario-rules"),
-    )
-    .expect("rules")
-    .table;
+    // Many more groups than the two under test, so that table sizes look like a real tenant's.
+    let tenant::Tenant {
+        table,
+        standard,
+        enterprise,
+        users,
+        ..
+    } = tenant::conflicted(&path, 40, true, 300);
 
     let conn = Connection::open(&path).expect("open");
     // No ANALYZE: the server runs with SQLite's default estimates.
