@@ -33,6 +33,18 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Write a realistic tenant of N users straight into an empty database (for benchmarks).
+    Generate {
+        /// The SQLite database file (created if missing; must hold no users or groups).
+        #[arg(long)]
+        db: PathBuf,
+        /// How many users.
+        #[arg(long)]
+        users: u64,
+        /// The rules folder (its catalog must have the products the tenant uses).
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+    },
     /// Check a folder of *.rules files: print every diagnostic, exit 1 on any error.
     Check {
         /// The rules folder.
@@ -66,6 +78,7 @@ fn main() -> ExitCode {
             listen,
             demo,
         }),
+        Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {
             print!("{}", group_licensing::api::sdl());
             Ok(())
@@ -116,6 +129,39 @@ fn serve(config: group_licensing::server::Config) -> Result<(), String> {
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+fn generate(db: &std::path::Path, users: u64, rules_dir: &std::path::Path) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let table = match rules::load_dir(rules_dir) {
+        Ok(compiled) => compiled.table,
+        Err(RulesError::Invalid(failure)) => {
+            print_diagnostics(&failure.errors);
+            return Err(format!(
+                "the rules in {} do not compile",
+                rules_dir.display()
+            ));
+        }
+        Err(other) => return Err(other.to_string()),
+    };
+    let store = group_licensing::store::Store::open(db)
+        .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
+    let generated = group_licensing::store::generate::generate(&store, &table, users)
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} users, {} groups ({}) in {:.1} s",
+        db.display(),
+        generated.users,
+        generated.groups.len(),
+        generated
+            .groups
+            .iter()
+            .map(|(id, name, size)| format!("{id} \"{name}\" {size}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {

@@ -13,7 +13,7 @@ use crate::store::{self, Store};
 /// Members per transaction. Small enough that `processedMembers` rises visibly while a big
 /// group runs (P9) and that a mutation waits for the writer only briefly; a 20,000-member run
 /// takes no longer in steps of 1,000 than of 10,000.
-pub const CHUNK: usize = 1_000;
+pub const CHUNK: usize = 5_000;
 
 /// Counts of one processing run (one queued item), for the log.
 #[derive(Default)]

@@ -6,6 +6,7 @@
 //! never wait for the writer.
 
 pub mod codec;
+pub mod generate;
 pub mod ops;
 pub mod process;
 pub mod read;

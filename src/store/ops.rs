@@ -365,8 +365,15 @@ pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<(
     let mut loaded = load_users(tx, table, &[id])?;
     if let Some(user) = loaded.first_mut() {
         engine::delete_user(&mut user.licenses, &mut seats);
+        // Deletes the rows and takes the user out of the error counts.
+        write_user(tx, table, user, &super::now())?;
     }
     save_seats(tx, table, &mut seats)?;
+    tx.execute(
+        "UPDATE groups SET member_count = member_count - 1
+          WHERE id IN (SELECT group_id FROM members WHERE user_id = ?1)",
+        [id],
+    )?;
     tx.execute("DELETE FROM work WHERE user_id = ?1", [id])?;
     tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
     Ok(())
@@ -391,17 +398,21 @@ pub fn delete_group(tx: &Transaction<'_>, id: i64) -> Result<()> {
     if licenses > 0 {
         return Err(StoreError::GroupHasLicenses(""));
     }
-    let assignments: i64 = tx.query_row(
-        "SELECT count(*) FROM assignments WHERE group_id = ?1",
-        [id],
-        |r| r.get(0),
-    )?;
-    if assignments > 0 {
+    // With no license left, the group's assignments are either being withdrawn (work queued) or
+    // blocked (in error, P3); none other can remain once processing is done.
+    let withdrawing: bool = tx
+        .prepare_cached(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM work WHERE group_id = ?1)
+                         OR EXISTS (SELECT 1 FROM assignments WHERE group_id = ?1 AND error_code IS NOT NULL)",
+        )?
+        .exists([id])?;
+    if withdrawing {
         return Err(StoreError::GroupHasLicenses(
             " being withdrawn from its members",
         ));
     }
     tx.execute("DELETE FROM work WHERE group_id = ?1", [id])?;
+    tx.execute("DELETE FROM group_errors WHERE group_id = ?1", [id])?;
     tx.execute("DELETE FROM groups WHERE id = ?1", [id])?;
     Ok(())
 }
@@ -444,17 +455,19 @@ pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    let mut added = 0i64;
     for user in &users {
         if insert.execute(params![group, user, seq, now])? == 1 {
             seq += 1;
+            added += 1;
             if licensed {
                 enqueue_member(tx, group, *user, now)?;
             }
         }
     }
     tx.execute(
-        "UPDATE groups SET next_seq = ?1 WHERE id = ?2",
-        params![seq, group],
+        "UPDATE groups SET next_seq = ?1, member_count = member_count + ?2 WHERE id = ?3",
+        params![seq, added, group],
     )?;
     Ok(())
 }
@@ -475,11 +488,19 @@ pub fn remove_group_members(
         tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?;
     let mut rows = tx
         .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
+    let mut removed = 0i64;
     for user in &users {
-        if delete.execute(params![group, user])? == 1 && rows.exists(params![group, user])? {
-            enqueue_member(tx, group, *user, now)?;
+        if delete.execute(params![group, user])? == 1 {
+            removed += 1;
+            if rows.exists(params![group, user])? {
+                enqueue_member(tx, group, *user, now)?;
+            }
         }
     }
+    tx.execute(
+        "UPDATE groups SET member_count = member_count - ?1 WHERE id = ?2",
+        params![removed, group],
+    )?;
     Ok(())
 }
 
@@ -630,7 +651,7 @@ pub fn enqueue_group(tx: &Transaction<'_>, group: i64, now: &str) -> Result<()> 
     }
     reset_progress_if_idle(tx, group)?;
     let members: i64 = tx.query_row(
-        "SELECT count(*) FROM members WHERE group_id = ?1",
+        "SELECT member_count FROM groups WHERE id = ?1",
         [group],
         |r| r.get(0),
     )?;
@@ -821,7 +842,8 @@ fn encode_row(
     }
 }
 
-/// Writes back what changed in `user`'s assignments: new and changed rows get `now` as their
+/// Writes back what changed in `user`'s assignments (once per load: the rows it was read from are
+/// the reference). New and changed rows get `now` as their
 /// `lastUpdatedDateTime`, unchanged rows keep theirs, rows gone are deleted.
 pub fn write_user(
     tx: &Transaction<'_>,
@@ -866,6 +888,48 @@ pub fn write_user(
         if !seen.contains(&(*group_id, sku.as_str())) {
             delete.execute(params![id, group_id, sku])?;
         }
+    }
+    count_errors(tx, user)
+}
+
+/// Keeps `group_errors` (users in error per group and code, '' for any code) in step with one
+/// user's rows: the user counts once per group and code, whatever the number of products.
+fn count_errors(tx: &Transaction<'_>, user: &LoadedUser) -> Result<()> {
+    let before: Vec<(i64, &str)> = user
+        .rows
+        .iter()
+        .filter_map(|((group, _), (row, _))| row.error_code.map(|c| (*group, c)))
+        .collect();
+    let after: Vec<(i64, &str)> = user
+        .licenses
+        .assignments
+        .iter()
+        .filter_map(|a| {
+            a.error
+                .as_ref()
+                .map(|e| (a.source.group().map_or(0, |g| g.0), e.code().graphql_name()))
+        })
+        .collect();
+    if before.is_empty() && after.is_empty() {
+        return Ok(());
+    }
+    let pairs = |list: &[(i64, &'static str)]| {
+        let mut out: Vec<(i64, &'static str)> = list.to_vec();
+        out.extend(list.iter().map(|(g, _)| (*g, "")));
+        out.sort_unstable();
+        out.dedup();
+        out
+    };
+    let (before, after) = (pairs(&before), pairs(&after));
+    let mut change = tx.prepare_cached(
+        "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
+         ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
+    )?;
+    for pair in before.iter().filter(|p| !after.contains(p)) {
+        change.execute(params![pair.0, pair.1, -1])?;
+    }
+    for pair in after.iter().filter(|p| !before.contains(p)) {
+        change.execute(params![pair.0, pair.1, 1])?;
     }
     Ok(())
 }

@@ -74,7 +74,15 @@ pub fn step(
             let licenses = group_licenses(tx, table, group)?;
             let mut users = load_users(tx, table, &[user])?;
             apply_group(
-                tx, &engine, &mut seats, group, &licenses, &mut users, now, &mut step,
+                tx,
+                &engine,
+                &mut seats,
+                group,
+                &licenses,
+                &mut users,
+                Membership::Check,
+                now,
+                &mut step,
             )?;
             finish(tx, &item, &mut step)?;
         }
@@ -120,8 +128,10 @@ fn group_chunk(
         tx.execute("UPDATE work SET started = 1 WHERE id = ?1", [item.id])?;
         let former: Vec<i64> = tx
             .prepare_cached(
+                // A former member's pending withdrawal is either queued as its own work item
+                // or was blocked, and so is in error (P3): the error index finds them all.
                 "SELECT DISTINCT a.user_id FROM assignments a
-                  WHERE a.group_id = ?1
+                  WHERE a.group_id = ?1 AND a.error_code IS NOT NULL
                     AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = a.user_id)
                   ORDER BY a.user_id",
             )?
@@ -133,7 +143,10 @@ fn group_chunk(
                 params![former.len() as i64, group],
             )?;
             let mut users = load_users(tx, table, &former)?;
-            apply_group(tx, engine, seats, group, &licenses, &mut users, now, step)?;
+            let check = Membership::Check;
+            apply_group(
+                tx, engine, seats, group, &licenses, &mut users, check, now, step,
+            )?;
         }
         // The run shows as IN_PROGRESS (P9) from here on, before its first chunk of members.
         return Ok(());
@@ -151,7 +164,10 @@ fn group_chunk(
     };
     let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
     let mut users = load_users(tx, table, &ids)?;
-    apply_group(tx, engine, seats, group, &licenses, &mut users, now, step)?;
+    let known = Membership::Known;
+    apply_group(
+        tx, engine, seats, group, &licenses, &mut users, known, now, step,
+    )?;
     if members.len() < chunk {
         finish(tx, item, step)
     } else {
@@ -163,6 +179,14 @@ fn group_chunk(
     }
 }
 
+/// Whether the users handed to [`apply_group`] are known members (a chunk of the member list)
+/// or must be looked up.
+#[derive(Clone, Copy)]
+enum Membership {
+    Known,
+    Check,
+}
+
 /// P2–P4 for `users` (in the order given) and one group, against one seat counter (P1).
 #[allow(clippy::too_many_arguments)]
 fn apply_group(
@@ -172,6 +196,7 @@ fn apply_group(
     group: i64,
     licenses: &[LicenseSpec],
     users: &mut [LoadedUser],
+    membership: Membership,
     now: &str,
     step: &mut Step,
 ) -> Result<()> {
@@ -179,7 +204,11 @@ fn apply_group(
     let mut is_member =
         tx.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
     for user in users.iter_mut() {
-        if is_member.exists(params![group, user.licenses.id.0])? {
+        let member = match membership {
+            Membership::Known => true,
+            Membership::Check => is_member.exists(params![group, user.licenses.id.0])?,
+        };
+        if member {
             engine::set_group_intent(&mut user.licenses, g, licenses);
         } else {
             engine::withdraw_group(&mut user.licenses, g);

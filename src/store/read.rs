@@ -302,12 +302,11 @@ pub fn groups(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, GroupView>>
     }
     let marks = placeholders(ids.len());
     let mut stmt = conn.prepare(&format!(
-        "SELECT g.id, g.display_name, g.processed_members, g.members_to_process,
-                (SELECT count(*) FROM members m WHERE m.group_id = g.id),
+        "SELECT g.id, g.display_name, g.processed_members, g.members_to_process, g.member_count,
                 EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1),
                 EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id),
-                (SELECT count(DISTINCT a.user_id) FROM assignments a
-                  WHERE a.group_id = g.id AND a.error_code IS NOT NULL)
+                coalesce((SELECT e.users FROM group_errors e
+                           WHERE e.group_id = g.id AND e.error_code = ''), 0)
            FROM groups g WHERE g.id IN ({marks})"
     ))?;
     let rows = stmt.query_map(params_from_iter(ids), |r| {
@@ -370,10 +369,10 @@ pub fn group_page(
     let filter = match with_errors {
         None => "1",
         Some(true) => {
-            "EXISTS (SELECT 1 FROM assignments a WHERE a.group_id = g.id AND a.error_code IS NOT NULL)"
+            "EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)"
         }
         Some(false) => {
-            "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.group_id = g.id AND a.error_code IS NOT NULL)"
+            "NOT EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)"
         }
     };
     let keys = conn
@@ -435,15 +434,14 @@ pub fn error_members_page(
         ))?
         .query_map(params![group, after, first as i64 + 1, code], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let total = conn.query_row(
-        &format!(
-            "SELECT count(DISTINCT user_id) FROM assignments
-              WHERE group_id = ?1 AND error_code IS NOT NULL {}",
-            code_filter.replace("?4", "?2")
-        ),
-        params![group, code],
-        |r| r.get(0),
-    )?;
+    let total = conn
+        .query_row(
+            "SELECT users FROM group_errors WHERE group_id = ?1 AND error_code = ?2",
+            params![group, code.unwrap_or("")],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
     Ok(page(keys, first, total))
 }
 
@@ -451,9 +449,9 @@ pub fn error_members_page(
 pub fn error_counts(conn: &Connection, group: i64) -> Result<Vec<(String, i64)>> {
     let rows = conn
         .prepare_cached(
-            "SELECT error_code, count(DISTINCT user_id) AS n FROM assignments
-              WHERE group_id = ?1 AND error_code IS NOT NULL
-              GROUP BY error_code ORDER BY n DESC, error_code",
+            "SELECT error_code, users FROM group_errors
+              WHERE group_id = ?1 AND error_code <> '' AND users > 0
+              ORDER BY users DESC, error_code",
         )?
         .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
@@ -508,4 +506,77 @@ pub fn work_pending(conn: &Connection) -> Result<bool> {
 
 pub fn not_found(what: &str, id: i64) -> StoreError {
     StoreError::NotFound(format!("no {what} with id {id}"))
+}
+
+/// Compares every count the writer keeps with a recount from the rows: seats consumed (L3:
+/// users holding the product), members per group, users in error per group and code. Returns
+/// one line per difference; empty when all agree. For tests and operators, not for requests.
+pub fn audit(conn: &Connection) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT p.sku, p.consumed_units,
+                (SELECT count(DISTINCT a.user_id) FROM assignments a
+                  WHERE a.sku = p.sku AND a.applied_disabled IS NOT NULL)
+           FROM products p",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (sku, stored, counted) = row?;
+        if stored != counted {
+            out.push(format!(
+                "product {sku}: consumedUnits {stored}, holders {counted}"
+            ));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "SELECT g.id, g.member_count, (SELECT count(*) FROM members m WHERE m.group_id = g.id)
+           FROM groups g",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })? {
+        let (group, stored, counted) = row?;
+        if stored != counted {
+            out.push(format!(
+                "group {group}: memberCount {stored}, members {counted}"
+            ));
+        }
+    }
+    let mut stmt = conn.prepare(
+        "WITH counted AS (
+             SELECT group_id, error_code, count(DISTINCT user_id) AS users FROM assignments
+              WHERE error_code IS NOT NULL GROUP BY group_id, error_code
+             UNION ALL
+             SELECT group_id, '', count(DISTINCT user_id) FROM assignments
+              WHERE error_code IS NOT NULL GROUP BY group_id),
+         stored AS (SELECT group_id, error_code, users FROM group_errors WHERE users > 0)
+         SELECT group_id, error_code, coalesce(s.users, 0), coalesce(c.users, 0)
+           FROM (SELECT group_id, error_code FROM counted UNION SELECT group_id, error_code FROM stored)
+           LEFT JOIN counted c USING (group_id, error_code)
+           LEFT JOIN stored s USING (group_id, error_code)
+          WHERE coalesce(s.users, 0) <> coalesce(c.users, 0)",
+    )?;
+    for row in stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })? {
+        let (group, code, stored, counted) = row?;
+        out.push(format!(
+            "group {group}, error {code:?}: {stored} users counted by the writer, {counted} in the rows"
+        ));
+    }
+    Ok(out)
 }

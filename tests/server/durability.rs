@@ -255,6 +255,12 @@ fn s9_big_group_processing_state_and_resume_after_sigkill() {
         holders["product"]["licensedUsers"]["totalCount"],
         MEMBERS as i64
     );
+    // Every count the writer keeps agrees with the rows, after the crash and the resumed run.
+    let conn =
+        rusqlite::Connection::open_with_flags(&s.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the database read-only");
+    let problems = group_licensing::store::read::audit(&conn).expect("audit");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 
     let in_progress_after = after_restart
         .iter()

@@ -1,0 +1,64 @@
+//! The counts the writer keeps (seats consumed, members, users in error per group and code) stay
+//! equal to a recount from the rows through errors, fixes, removals and deletions.
+
+#[path = "support/tenant.rs"]
+mod tenant;
+
+use group_licensing::store::{self, ops, read};
+
+#[test]
+fn kept_counts_equal_a_recount_through_changes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = tenant::conflicted(&dir.path().join("t.db"), 60, true, 5);
+    let audit = |when: &str| {
+        let problems = t.store.write_blocking(|tx| read::audit(tx)).expect("audit");
+        assert!(problems.is_empty(), "{when}:\n{}", problems.join("\n"));
+    };
+    audit("after the first processing");
+    let (table, standard, enterprise, users) =
+        (t.table.clone(), t.standard, t.enterprise, t.users.clone());
+    t.store
+        .write_blocking(move |tx| {
+            let now = store::now();
+            // Leaving "Standard" fixes the conflict for some; leaving "Enterprise" withdraws.
+            ops::remove_group_members(tx, standard, &users[0..10], &now)?;
+            ops::remove_group_members(tx, enterprise, &users[10..20], &now)?;
+            ops::delete_user(tx, &table, users[20])?;
+            ops::delete_user(tx, &table, users[30])?;
+            ops::reprocess_group(tx, enterprise, &now)?;
+            Ok(())
+        })
+        .expect("changes");
+    tenant::drain(&t.store, &t.table);
+    audit("after removals, deletions and a reprocess");
+    let (table, enterprise) = (t.table.clone(), t.enterprise);
+    t.store
+        .write_blocking(move |tx| {
+            let now = store::now();
+            ops::assign_group_license(
+                tx,
+                &table,
+                enterprise,
+                &[],
+                &["ENTERPRISEPACK".into()],
+                &now,
+            )
+        })
+        .expect("remove the group's license");
+    tenant::drain(&t.store, &t.table);
+    audit("after the group's license was removed");
+    let errors: i64 = t
+        .store
+        .write_blocking(|tx| {
+            Ok(tx.query_row(
+                "SELECT coalesce(sum(users), 0) FROM group_errors",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .expect("count");
+    assert!(
+        errors > 0,
+        "C1 errors from the shared addresses remain in \"Standard\""
+    );
+}
