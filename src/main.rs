@@ -148,6 +148,8 @@ fn generate(db: &std::path::Path, users: u64, rules_dir: &std::path::Path) -> Re
         .map_err(|e| format!("cannot open {}: {e}", db.display()))?;
     let generated = group_licensing::store::generate::generate(&store, &table, users)
         .map_err(|e| e.to_string())?;
+    // The file alone then holds the tenant, ready to be copied.
+    store.checkpoint_blocking().map_err(|e| e.to_string())?;
     println!(
         "{}: {} users, {} groups ({}) in {:.1} s",
         db.display(),

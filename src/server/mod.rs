@@ -147,6 +147,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         .await?;
     let _ = stop.send(true);
     let _ = worker.await;
+    // A clean stop leaves the whole database in its file (no log to replay at the next start).
+    let for_checkpoint = store.clone();
+    match tokio::task::spawn_blocking(move || for_checkpoint.checkpoint_blocking()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "checkpoint at shutdown"),
+        Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -156,6 +156,31 @@ impl Store {
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
+    /// Copies everything the write-ahead log holds into the database file and empties the log,
+    /// so that the file alone is the whole database (before a copy, at shutdown).
+    pub fn checkpoint_blocking(&self) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(StoreError::from)
+                .and_then(|busy| {
+                    if busy == 0 {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Corrupt(
+                            "the checkpoint could not finish: a reader holds the log".into(),
+                        ))
+                    }
+                });
+            let _ = tx.send(result);
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
     /// Runs `f` on a read-only connection, off the async threads.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
