@@ -97,6 +97,13 @@ fn a_page_of_users_with_error_details_costs_the_same_few_reads_whatever_its_size
                 refused["errorDetail"]["violations"][0]["conflictingSource"]["group"]["displayName"],
                 "Standard"
             );
+            let message = refused["errorDetail"]["violations"][0]["message"]
+                .as_str()
+                .expect("message");
+            assert!(
+                message.contains("from group \"Standard\"") && !message.contains("group \"group"),
+                "{message}"
+            );
         }
         reads.push(store.read_count() - before);
     }

@@ -433,10 +433,11 @@ struct Names {
 
 impl SourceNames for Names {
     fn group_name(&self, group: GroupId) -> String {
-        self.groups.get(&group.0).map_or_else(
-            || format!("group {}", group.0),
-            |n| format!("group \"{n}\""),
-        )
+        // The display name alone: the engine's sentences say `group "…"` around it.
+        self.groups
+            .get(&group.0)
+            .cloned()
+            .unwrap_or_else(|| format!("{} (deleted)", group.0))
     }
 
     fn user_name(&self, user: UserId) -> String {
