@@ -24,9 +24,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -34,7 +31,11 @@ use std::time::{Duration, Instant};
 use group_licensing::store::generate::profile;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_group-licensing");
+#[path = "support/server.rs"]
+mod support;
+
+use support::{Server, generate, gql};
+
 const PRODUCT: &str = "ENTERPRISEPACK";
 /// Users per `addGroupMembers` while the group is filled (the API's cap).
 const BATCH: usize = 1000;
@@ -42,78 +43,6 @@ const BATCH: usize = 1000;
 const POLL_BATCH: usize = 100;
 /// How long after the last call a user may still turn `ACTIVE`.
 const GRACE: Duration = Duration::from_secs(10);
-/// Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux whatever the kernel's HZ).
-const USER_HZ: f64 = 100.0;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(db: &Path) -> Server {
-        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--db"])
-            .arg(db)
-            .arg("--rules")
-            .arg(rules)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the server prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server { child, base }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/graphql", self.base)
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        let text =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime: fields 14 and 15 of the line, 12 and 13 after the command name.
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-        match (ticks(11), ticks(12)) {
-            (Some(user), Some(system)) => (user + system) / USER_HZ,
-            _ => f64::NAN,
-        }
-    }
-}
-
-/// One GraphQL request; the data, or the errors as a message.
-fn gql(agent: &ureq::Agent, url: &str, query: &str, variables: Value) -> Result<Value, String> {
-    let response: Value = agent
-        .post(url)
-        .send_json(json!({ "query": query, "variables": variables }))
-        .map_err(|e| e.to_string())?
-        .body_mut()
-        .read_json()
-        .map_err(|e| e.to_string())?;
-    match response.get("errors") {
-        Some(errors) => Err(errors.to_string()),
-        None => Ok(response["data"].clone()),
-    }
-}
 
 /// Whether the tenant's profile lets 0-based user `i` hold E3 from a group: not in CN (Teams
 /// is barred there), no direct E1 (it conflicts), no proxy address shared with another user.
@@ -123,25 +52,6 @@ fn can_be_active(i: u64) -> bool {
         && !p.direct_license
         && p.duplicate_of.is_none()
         && profile(i + 1).duplicate_of != Some(i)
-}
-
-fn generate(dir: &Path, users: u64) -> PathBuf {
-    let db = dir.join(format!("tenant-{users}.db"));
-    let started = Instant::now();
-    let status = Command::new(BIN)
-        .args(["generate", "--db"])
-        .arg(&db)
-        .args(["--users", &users.to_string(), "--rules"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run generate");
-    assert!(status.success(), "generate failed");
-    eprintln!(
-        "generated {users} users in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    db
 }
 
 /// A new group with users 1..=`members` and E3, processed to `COMPLETE`; its id.

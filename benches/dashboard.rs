@@ -29,17 +29,18 @@
 //! 10 ms, ≥ 50% of the ceiling. The clients are closed-loop (each sends its next request when
 //! the last is answered), so the mean latency is about clients / throughput.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_group-licensing");
+#[path = "support/server.rs"]
+mod support;
+
+use support::{Server, cpu_seconds, generate};
+
 const PRODUCTS: [&str; 3] = ["ENTERPRISEPACK", "EMS", "WORKPLACE_ANALYTICS"];
 
 /// (a): one page of the members in error of the big group, with every detail of their errors.
@@ -51,69 +52,12 @@ const GROUPS_IN_ERROR: &str = "{ groups(hasMembersWithLicenseErrors: true) { tot
 /// Largest answer read (the page of 100 members is about 100 KB).
 const BODY_READ_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on Linux whatever the kernel's HZ).
-const USER_HZ: f64 = 100.0;
-
-struct Server {
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
+/// The exact bytes and content type of the real server's answer to `body`.
+trait Capture {
+    fn capture(&self, body: &[u8]) -> (Bytes, HeaderValue);
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(db: &Path) -> Server {
-        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--db"])
-            .arg(db)
-            .arg("--rules")
-            .arg(rules)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the server prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server {
-            child,
-            base,
-            agent: ureq::Agent::new_with_defaults(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("{}/graphql", self.base)
-    }
-
-    fn gql(&self, query: &str, variables: Value) -> Value {
-        let response: Value = self
-            .agent
-            .post(self.url())
-            .send_json(json!({ "query": query, "variables": variables }))
-            .expect("POST /graphql")
-            .body_mut()
-            .read_json()
-            .expect("JSON");
-        assert!(response.get("errors").is_none(), "{response}");
-        response["data"].clone()
-    }
-
-    /// The exact bytes and content type of the answer to `body`.
+impl Capture for Server {
     fn capture(&self, body: &[u8]) -> (Bytes, HeaderValue) {
         let mut response = self
             .agent
@@ -134,43 +78,6 @@ impl Server {
             .expect("the answer");
         (Bytes::from(bytes), content_type)
     }
-
-    fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
-    }
-}
-
-/// User plus system CPU time of a process so far, from /proc.
-fn cpu_seconds(stat: &str) -> f64 {
-    let text = std::fs::read_to_string(stat).unwrap_or_default();
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) / USER_HZ,
-        _ => f64::NAN,
-    }
-}
-
-fn generate(dir: &Path, users: u64) -> PathBuf {
-    let db = dir.join(format!("tenant-{users}.db"));
-    let started = Instant::now();
-    let status = Command::new(BIN)
-        .args(["generate", "--db"])
-        .arg(&db)
-        .args(["--users", &users.to_string(), "--rules"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run generate");
-    assert!(status.success(), "generate failed");
-    eprintln!(
-        "generated {users} users in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    db
 }
 
 /// Seats for 95%, the three products on the group of all users, processed to `COMPLETE`.

@@ -12,107 +12,22 @@
 //! the three to the group of all users, and times the mutation to `COMPLETE`; the server's peak
 //! RSS (VmHWM) is read from /proc. Medians over the runs are printed, with the targets beside.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_group-licensing");
+#[path = "support/server.rs"]
+mod support;
+
+use support::{Server, generate};
+
 const PRODUCTS: [&str; 3] = ["ENTERPRISEPACK", "EMS", "WORKPLACE_ANALYTICS"];
-
-struct Server {
-    child: Child,
-    base: String,
-    agent: ureq::Agent,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(db: &Path) -> Server {
-        let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let mut child = Command::new(BIN)
-            .args(["serve", "--db"])
-            .arg(db)
-            .arg("--rules")
-            .arg(rules)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("the server prints its address");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Server {
-            child,
-            base,
-            agent: ureq::Agent::new_with_defaults(),
-        }
-    }
-
-    fn gql(&self, query: &str, variables: Value) -> Value {
-        let response: Value = self
-            .agent
-            .post(format!("{}/graphql", self.base))
-            .send_json(json!({ "query": query, "variables": variables }))
-            .expect("POST /graphql")
-            .body_mut()
-            .read_json()
-            .expect("JSON");
-        assert!(response.get("errors").is_none(), "{response}");
-        response["data"].clone()
-    }
-
-    /// Peak resident set size so far, in MiB.
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    }
-}
 
 struct Run {
     seconds: f64,
     peak_mib: f64,
     errors: i64,
-}
-
-fn generate(dir: &Path, users: u64) -> PathBuf {
-    let db = dir.join(format!("tenant-{users}.db"));
-    let started = Instant::now();
-    let status = Command::new(BIN)
-        .args(["generate", "--db"])
-        .arg(&db)
-        .args(["--users", &users.to_string(), "--rules"])
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
-        .stdout(Stdio::null())
-        .status()
-        .expect("run generate");
-    assert!(status.success(), "generate failed");
-    eprintln!(
-        "generated {users} users in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    db
 }
 
 fn run_once(pristine: &Path, dir: &Path, users: u64) -> Run {
