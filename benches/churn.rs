@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Server, generate, gql};
+use support::{Args, Server, generate, gql};
 
 const PRODUCT: &str = "ENTERPRISEPACK";
 /// Users per `addGroupMembers` while the group is filled (the API's cap).
@@ -317,29 +317,15 @@ fn poll(url: &str, group: &str, calls: mpsc::Receiver<Call>, period: Duration) -
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
-    if !args.iter().any(|a| a == "--bench") {
+    let Some(args) = Args::from_env() else {
         return;
-    }
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
     };
-    let number = |name: &str, default: f64| {
-        value(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-    };
-    let members = number("--group", 100_000.0) as u64;
-    let seconds = number("--seconds", 30.0);
+    let members: u64 = args.number("--group", 100_000);
+    let seconds: f64 = args.number("--seconds", 30.0);
     let config = ChurnConfig {
-        rate: number("--rate", 1000.0),
-        senders: number("--senders", 16.0) as usize,
-        poll: Duration::from_secs_f64(number("--poll-ms", 5.0) / 1000.0),
+        rate: args.number("--rate", 1000.0),
+        senders: args.number("--senders", 16),
+        poll: Duration::from_secs_f64(args.number("--poll-ms", 5.0) / 1000.0),
     };
     let calls = (config.rate * seconds).round() as usize;
     // The users the churn adds: after the group's, skipping those who could never be ACTIVE.

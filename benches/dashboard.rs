@@ -39,9 +39,7 @@ use serde_json::{Value, json};
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Server, cpu_seconds, generate};
-
-const PRODUCTS: [&str; 3] = ["ENTERPRISEPACK", "EMS", "WORKPLACE_ANALYTICS"];
+use support::{Args, Server, cpu_seconds, generate, license_everyone};
 
 /// (a): one page of the members in error of the big group, with every detail of their errors.
 const MEMBERS_IN_ERROR: &str = "query ($g: ID!) { group(id: $g) { membersWithLicenseErrors(first: 100) { totalCount edges { node { userPrincipalName licenseAssignmentStates { product { skuPartNumber } assignedByGroup { displayName } state error errorDetail { message resolutions violations { code message plans { servicePlanName } conflictingPlan { servicePlanName } conflictingSource { direct group { displayName } product { skuPartNumber } } } } } } } } } }";
@@ -77,52 +75,6 @@ impl Capture for Server {
             .read_to_vec()
             .expect("the answer");
         (Bytes::from(bytes), content_type)
-    }
-}
-
-/// Seats for 95%, the three products on the group of all users, processed to `COMPLETE`.
-/// Returns the group's id.
-fn license_everyone(server: &Server, users: u64) -> Value {
-    let seats = (users as f64 * 0.95) as i64;
-    for sku in PRODUCTS {
-        server.gql(
-            "mutation ($sku: String!, $units: Int!) { setPrepaidUnits(skuPartNumber: $sku, units: $units) { prepaidUnits } }",
-            json!({ "sku": sku, "units": seats }),
-        );
-    }
-    let group = server.gql(
-        "{ groups(first: 1) { edges { node { id displayName memberCount } } } }",
-        json!({}),
-    )["groups"]["edges"][0]["node"]
-        .clone();
-    assert_eq!(group["displayName"], "All users", "{group}");
-    assert_eq!(group["memberCount"], users);
-    let id = group["id"].clone();
-    let started = Instant::now();
-    let licenses: Vec<Value> = PRODUCTS
-        .iter()
-        .map(|sku| json!({ "skuPartNumber": sku }))
-        .collect();
-    server.gql(
-        "mutation ($g: ID!, $add: [LicenseInput!]!) { assignGroupLicense(groupId: $g, addLicenses: $add, removeLicenses: []) { licenseProcessingState } }",
-        json!({ "g": id, "add": licenses }),
-    );
-    let deadline = started + Duration::from_secs(600);
-    loop {
-        let state = server.gql(
-            "query ($g: ID!) { group(id: $g) { licenseProcessingState licenseErrorCount } }",
-            json!({ "g": id }),
-        );
-        if state["group"]["licenseProcessingState"] == "COMPLETE" {
-            eprintln!(
-                "processed {users} members in {:.1} s, {} in error",
-                started.elapsed().as_secs_f64(),
-                state["group"]["licenseErrorCount"]
-            );
-            return id;
-        }
-        assert!(Instant::now() < deadline, "processing took over 10 minutes");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -364,38 +316,29 @@ fn show_difference(what: &str, got: &[u8], expected: &[u8]) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
-    if !args.iter().any(|a| a == "--bench") {
+    let Some(args) = Args::from_env() else {
         return;
-    }
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
     };
-    let number = |name: &str, default: u64| {
-        value(name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} takes a number"))
-        })
-    };
-    let users = if args.iter().any(|a| a == "--full") {
+    let users = if args.flag("--full") {
         1_000_000
     } else {
-        number("--users", 100_000)
+        args.number("--users", 100_000)
     };
     let config = LoadConfig {
-        clients: number("--clients", 32) as usize,
-        warmup: Duration::from_secs(number("--warmup", 2)),
-        measure: Duration::from_secs(number("--seconds", 10)),
+        clients: args.number("--clients", 32),
+        warmup: Duration::from_secs(args.number("--warmup", 2)),
+        measure: Duration::from_secs(args.number("--seconds", 10)),
     };
 
     let dir = tempfile::tempdir().expect("temp dir");
     let db = generate(dir.path(), users);
     let server = Server::start(&db);
-    let group = license_everyone(&server, users);
+    let licensed = license_everyone(&server, users);
+    eprintln!(
+        "processed {users} members in {:.1} s, {} in error",
+        licensed.seconds, licensed.errors
+    );
+    let group = licensed.group;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -412,7 +355,7 @@ fn main() {
         ),
     ];
     // `--query members` or `--query groups` loads only that one.
-    let only = value("--query");
+    let only = args.value("--query");
     let mut rows = Vec::new();
     for (name, request) in queries {
         if only.as_deref().is_some_and(|q| !name.starts_with(q)) {

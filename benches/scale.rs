@@ -13,16 +13,11 @@
 //! RSS (VmHWM) is read from /proc. Medians over the runs are printed, with the targets beside.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-use serde_json::{Value, json};
 
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Server, generate};
-
-const PRODUCTS: [&str; 3] = ["ENTERPRISEPACK", "EMS", "WORKPLACE_ANALYTICS"];
+use support::{Args, Server, generate, license_everyone};
 
 struct Run {
     seconds: f64,
@@ -37,46 +32,11 @@ fn run_once(pristine: &Path, dir: &Path, users: u64) -> Run {
     }
     std::fs::copy(pristine, &db).expect("copy the tenant");
     let server = Server::start(&db);
-    let seats = (users as f64 * 0.95) as i64;
-    for sku in PRODUCTS {
-        server.gql(
-            "mutation ($sku: String!, $units: Int!) { setPrepaidUnits(skuPartNumber: $sku, units: $units) { prepaidUnits } }",
-            json!({ "sku": sku, "units": seats }),
-        );
-    }
-    let group = server.gql(
-        "{ groups(first: 1) { edges { node { id displayName memberCount } } } }",
-        json!({}),
-    )["groups"]["edges"][0]["node"]
-        .clone();
-    assert_eq!(group["displayName"], "All users", "{group}");
-    assert_eq!(group["memberCount"], users);
-    let id = group["id"].clone();
-    let started = Instant::now();
-    let licenses: Vec<Value> = PRODUCTS
-        .iter()
-        .map(|sku| json!({ "skuPartNumber": sku }))
-        .collect();
-    server.gql(
-        "mutation ($g: ID!, $add: [LicenseInput!]!) { assignGroupLicense(groupId: $g, addLicenses: $add, removeLicenses: []) { licenseProcessingState } }",
-        json!({ "g": id, "add": licenses }),
-    );
-    let deadline = started + Duration::from_secs(600);
-    loop {
-        let state = server.gql(
-            "query ($g: ID!) { group(id: $g) { licenseProcessingState licenseErrorCount } }",
-            json!({ "g": id }),
-        );
-        if state["group"]["licenseProcessingState"] == "COMPLETE" {
-            let seconds = started.elapsed().as_secs_f64();
-            return Run {
-                seconds,
-                peak_mib: server.peak_rss_mib(),
-                errors: state["group"]["licenseErrorCount"].as_i64().unwrap_or(-1),
-            };
-        }
-        assert!(Instant::now() < deadline, "processing took over 10 minutes");
-        std::thread::sleep(Duration::from_millis(10));
+    let licensed = license_everyone(&server, users);
+    Run {
+        seconds: licensed.seconds,
+        peak_mib: server.peak_rss_mib(),
+        errors: licensed.errors,
     }
 }
 
@@ -86,28 +46,20 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    // `cargo test --benches` runs bench targets with --bench absent: do nothing then.
-    if !args.iter().any(|a| a == "--bench") {
+    let Some(args) = Args::from_env() else {
         return;
-    }
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
     };
-    let mut sizes: Vec<u64> = match value("--sizes") {
+    let mut sizes: Vec<u64> = match args.value("--sizes") {
         Some(list) => list
             .split(',')
             .map(|n| n.trim().parse().expect("--sizes takes numbers"))
             .collect(),
         None => vec![10_000, 100_000],
     };
-    if args.iter().any(|a| a == "--full") {
+    if args.flag("--full") {
         sizes.push(1_000_000);
     }
-    let runs: usize = value("--runs").map_or(3, |r| r.parse().expect("--runs takes a number"));
+    let runs: usize = args.number("--runs", 3);
     let dir = tempfile::tempdir().expect("temp dir");
     println!("B1 processing: N members, three products, seats for 95% (median of {runs} runs)");
     println!(

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -132,4 +132,94 @@ pub fn generate(dir: &Path, users: u64) -> PathBuf {
         started.elapsed().as_secs_f64()
     );
     db
+}
+
+/// The products of B1 and B2: Office 365 E3, EMS E3, and an add-on (Workplace Analytics) whose
+/// prerequisite, Exchange, comes with E3 in the same group.
+pub const PRODUCTS: [&str; 3] = ["ENTERPRISEPACK", "EMS", "WORKPLACE_ANALYTICS"];
+
+/// What [`license_everyone`] measured.
+pub struct Licensed {
+    /// The id of the group of all users.
+    pub group: Value,
+    /// From the `assignGroupLicense` call to `COMPLETE`.
+    pub seconds: f64,
+    pub errors: i64,
+}
+
+/// Seats for 95% of `users` for [`PRODUCTS`], the three on the group of all users, processed to
+/// `COMPLETE` (polled every 10 ms, for at most 10 minutes).
+pub fn license_everyone(server: &Server, users: u64) -> Licensed {
+    let seats = (users as f64 * 0.95) as i64;
+    for sku in PRODUCTS {
+        server.gql(
+            "mutation ($sku: String!, $units: Int!) { setPrepaidUnits(skuPartNumber: $sku, units: $units) { prepaidUnits } }",
+            json!({ "sku": sku, "units": seats }),
+        );
+    }
+    let group = server.gql(
+        "{ groups(first: 1) { edges { node { id displayName memberCount } } } }",
+        json!({}),
+    )["groups"]["edges"][0]["node"]
+        .clone();
+    assert_eq!(group["displayName"], "All users", "{group}");
+    assert_eq!(group["memberCount"], users);
+    let id = group["id"].clone();
+    let licenses: Vec<Value> = PRODUCTS
+        .iter()
+        .map(|sku| json!({ "skuPartNumber": sku }))
+        .collect();
+    let started = Instant::now();
+    server.gql(
+        "mutation ($g: ID!, $add: [LicenseInput!]!) { assignGroupLicense(groupId: $g, addLicenses: $add, removeLicenses: []) { licenseProcessingState } }",
+        json!({ "g": id, "add": licenses }),
+    );
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let state = server.gql(
+            "query ($g: ID!) { group(id: $g) { licenseProcessingState licenseErrorCount } }",
+            json!({ "g": id }),
+        );
+        if state["group"]["licenseProcessingState"] == "COMPLETE" {
+            return Licensed {
+                group: id,
+                seconds: started.elapsed().as_secs_f64(),
+                errors: state["group"]["licenseErrorCount"].as_i64().unwrap_or(-1),
+            };
+        }
+        assert!(Instant::now() < deadline, "processing took over 10 minutes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A benchmark's command-line arguments.
+pub struct Args(Vec<String>);
+
+impl Args {
+    /// `None` when `--bench` is absent: `cargo test --benches` runs bench targets that way, and
+    /// then no load must run.
+    pub fn from_env() -> Option<Args> {
+        let args: Vec<String> = std::env::args().collect();
+        args.iter().any(|a| a == "--bench").then_some(Args(args))
+    }
+
+    pub fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .position(|a| a == name)
+            .and_then(|i| self.0.get(i + 1))
+            .cloned()
+    }
+
+    /// The number after `name`, or `default`; anything else stops the benchmark.
+    pub fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.value(name).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+    }
 }
