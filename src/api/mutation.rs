@@ -117,17 +117,6 @@ fn violation_json(table: &RuleTable, v: &engine::Violation, message: &str) -> Va
     })
 }
 
-/// The group as the mutation's transaction leaves it, before the worker is woken: the answer
-/// shows the work the mutation queued (G2, P9).
-fn group_as_of(
-    tx: &rusqlite::Transaction<'_>,
-    group: i64,
-) -> crate::store::Result<crate::store::read::GroupView> {
-    crate::store::read::groups(tx, &[group])?
-        .remove(&group)
-        .ok_or_else(|| crate::store::read::not_found("group", group))
-}
-
 /// Runs one mutation's transaction and wakes the worker for the work it may have queued.
 async fn write<R, F>(ctx: &Context<'_>, f: F) -> Result<R>
 where
@@ -146,6 +135,24 @@ where
         }
         Err(e) => Err(mutation_error(ctx, e).await),
     }
+}
+
+/// [`write`] for a mutation that answers with its group: the group is read inside the same
+/// transaction, before the worker is woken, so the answer shows the work queued (G2, P9).
+async fn write_group<F>(ctx: &Context<'_>, group: i64, f: F) -> Result<Group>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &RuleTable, &str) -> crate::store::Result<()>
+        + Send
+        + 'static,
+{
+    let view = write(ctx, move |tx, table, now| {
+        f(tx, table, now)?;
+        crate::store::read::groups(tx, &[group])?
+            .remove(&group)
+            .ok_or_else(|| crate::store::read::not_found("group", group))
+    })
+    .await?;
+    Ok(Group::as_of(view))
 }
 
 #[Object]
@@ -243,12 +250,10 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let users = ids(&user_ids, "user")?;
-        let view = write(ctx, move |tx, _, now| {
-            ops::add_group_members(tx, group, &users, now)?;
-            group_as_of(tx, group)
+        write_group(ctx, group, move |tx, _, now| {
+            ops::add_group_members(tx, group, &users, now)
         })
-        .await?;
-        Ok(Group::as_of(view))
+        .await
     }
 
     /// The members' licenses from the group are withdrawn in the background (P3, P5).
@@ -260,12 +265,10 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let users = ids(&user_ids, "user")?;
-        let view = write(ctx, move |tx, _, now| {
-            ops::remove_group_members(tx, group, &users, now)?;
-            group_as_of(tx, group)
+        write_group(ctx, group, move |tx, _, now| {
+            ops::remove_group_members(tx, group, &users, now)
         })
-        .await?;
-        Ok(Group::as_of(view))
+        .await
     }
 
     /// D1–D5: direct licenses, checked and applied at once, adds and removes together.
@@ -296,23 +299,19 @@ impl Mutation {
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         let add = licenses(add_licenses);
-        let view = write(ctx, move |tx, table, now| {
-            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)?;
-            group_as_of(tx, group)
+        write_group(ctx, group, move |tx, table, now| {
+            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
         })
-        .await?;
-        Ok(Group::as_of(view))
+        .await
     }
 
     /// P6: every member of the group, and every former member whose withdrawal is pending.
     async fn reprocess_group(&self, ctx: &Context<'_>, group_id: ID) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
-        let view = write(ctx, move |tx, _, now| {
-            ops::reprocess_group(tx, group, now)?;
-            group_as_of(tx, group)
+        write_group(ctx, group, move |tx, _, now| {
+            ops::reprocess_group(tx, group, now)
         })
-        .await?;
-        Ok(Group::as_of(view))
+        .await
     }
 
     /// P6: every group assignment of the user, pending withdrawals included.
