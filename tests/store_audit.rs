@@ -62,3 +62,35 @@ fn kept_counts_equal_a_recount_through_changes() {
         "C1 errors from the shared addresses remain in \"Standard\""
     );
 }
+
+/// The audit is not a test that cannot fail: every kind of kept count it checks, once wrong,
+/// is reported.
+#[test]
+fn the_audit_reports_each_kind_of_wrong_count() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = tenant::conflicted(&dir.path().join("t.db"), 10, true, 0);
+    let problems = t
+        .store
+        .write_blocking(|tx| {
+            tx.execute_batch(
+                "UPDATE products SET consumed_units = consumed_units + 1 WHERE sku = 'STANDARDPACK';
+                 UPDATE groups SET member_count = 3 WHERE display_name = 'Standard';
+                 UPDATE group_errors SET users = users + 2 WHERE error_code = '';",
+            )?;
+            let problems = read::audit(tx)?;
+            // Nothing of this is kept.
+            Err::<(), _>(store::StoreError::BadInput(problems.join("\n")))
+        })
+        .expect_err("rolled back on purpose")
+        .to_string();
+    assert!(
+        problems
+            .contains("product STANDARDPACK consumedUnits: 1 kept by the writer, 0 in the rows"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("memberCount: 3 kept by the writer, 10 in the rows"),
+        "{problems}"
+    );
+    assert!(problems.contains("users in error \"\": "), "{problems}");
+}

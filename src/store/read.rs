@@ -512,46 +512,19 @@ pub fn not_found(what: &str, id: i64) -> StoreError {
 /// users holding the product), members per group, users in error per group and code. Returns
 /// one line per difference; empty when all agree. For tests and operators, not for requests.
 pub fn audit(conn: &Connection) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    let mut stmt = conn.prepare(
-        "SELECT p.sku, p.consumed_units,
-                (SELECT count(DISTINCT a.user_id) FROM assignments a
-                  WHERE a.sku = p.sku AND a.applied_disabled IS NOT NULL)
-           FROM products p",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (sku, stored, counted) = row?;
-        if stored != counted {
-            out.push(format!(
-                "product {sku}: consumedUnits {stored}, holders {counted}"
-            ));
-        }
-    }
-    let mut stmt = conn.prepare(
-        "SELECT g.id, g.member_count, (SELECT count(*) FROM members m WHERE m.group_id = g.id)
-           FROM groups g",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, i64>(2)?,
-        ))
-    })? {
-        let (group, stored, counted) = row?;
-        if stored != counted {
-            out.push(format!(
-                "group {group}: memberCount {stored}, members {counted}"
-            ));
-        }
-    }
-    let mut stmt = conn.prepare(
+    // Each check lists what it counts, the count kept and the recount, where they differ.
+    const CHECKS: [&str; 3] = [
+        "SELECT 'product ' || sku || ' consumedUnits', stored, counted FROM (
+             SELECT p.sku, p.consumed_units AS stored,
+                    (SELECT count(DISTINCT a.user_id) FROM assignments a
+                      WHERE a.sku = p.sku AND a.applied_disabled IS NOT NULL) AS counted
+               FROM products p)
+          WHERE stored <> counted",
+        "SELECT 'group ' || id || ' memberCount', stored, counted FROM (
+             SELECT g.id, g.member_count AS stored,
+                    (SELECT count(*) FROM members m WHERE m.group_id = g.id) AS counted
+               FROM groups g)
+          WHERE stored <> counted",
         "WITH counted AS (
              SELECT group_id, error_code, count(DISTINCT user_id) AS users FROM assignments
               WHERE error_code IS NOT NULL GROUP BY group_id, error_code
@@ -559,24 +532,28 @@ pub fn audit(conn: &Connection) -> Result<Vec<String>> {
              SELECT group_id, '', count(DISTINCT user_id) FROM assignments
               WHERE error_code IS NOT NULL GROUP BY group_id),
          stored AS (SELECT group_id, error_code, users FROM group_errors WHERE users > 0)
-         SELECT group_id, error_code, coalesce(s.users, 0), coalesce(c.users, 0)
+         SELECT 'group ' || group_id || ' users in error \"' || error_code || '\"',
+                coalesce(s.users, 0), coalesce(c.users, 0)
            FROM (SELECT group_id, error_code FROM counted UNION SELECT group_id, error_code FROM stored)
            LEFT JOIN counted c USING (group_id, error_code)
            LEFT JOIN stored s USING (group_id, error_code)
           WHERE coalesce(s.users, 0) <> coalesce(c.users, 0)",
-    )?;
-    for row in stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })? {
-        let (group, code, stored, counted) = row?;
-        out.push(format!(
-            "group {group}, error {code:?}: {stored} users counted by the writer, {counted} in the rows"
-        ));
+    ];
+    let mut out = Vec::new();
+    for sql in CHECKS {
+        let mut stmt = conn.prepare(sql)?;
+        for row in stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })? {
+            let (what, stored, counted) = row?;
+            out.push(format!(
+                "{what}: {stored} kept by the writer, {counted} in the rows"
+            ));
+        }
     }
     Ok(out)
 }
