@@ -30,6 +30,27 @@ enum Command {
         /// Fill an empty database with a demo tenant that shows every kind of license error.
         #[arg(long)]
         demo: bool,
+        /// Tokens that may query and change data, one per line (`#` comments allowed). More
+        /// tokens: GROUP_LICENSING_ADMIN_TOKENS (comma- or space-separated).
+        #[arg(long, value_name = "PATH", env = "GROUP_LICENSING_ADMIN_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
+        /// Tokens that may only query, one per line. More tokens: GROUP_LICENSING_READER_TOKENS.
+        #[arg(long, value_name = "PATH", env = "GROUP_LICENSING_READER_TOKEN_FILE")]
+        reader_token_file: Option<PathBuf>,
+        /// Serve without tokens on an address other than loopback (anyone reaching it may
+        /// change the data).
+        #[arg(long)]
+        insecure: bool,
+        /// Milliseconds a query may run before it is stopped with TIMEOUT (mutations are not
+        /// cut: their transaction may already be committed).
+        #[arg(
+            long,
+            value_name = "MS",
+            default_value_t = 10_000,
+            value_parser = clap::value_parser!(u64).range(1..=3_600_000),
+            env = "GROUP_LICENSING_REQUEST_TIMEOUT_MS"
+        )]
+        request_timeout_ms: u64,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -72,11 +93,24 @@ fn main() -> ExitCode {
             rules,
             listen,
             demo,
+            admin_token_file,
+            reader_token_file,
+            insecure,
+            request_timeout_ms,
         } => serve(group_licensing::server::Config {
             db,
             rules,
             listen,
             demo,
+            // Tokens themselves are never command-line arguments: those show in `ps`.
+            tokens: group_licensing::server::auth::TokenSources {
+                admin_file: admin_token_file,
+                reader_file: reader_token_file,
+                admin_env: std::env::var("GROUP_LICENSING_ADMIN_TOKENS").ok(),
+                reader_env: std::env::var("GROUP_LICENSING_READER_TOKENS").ok(),
+            },
+            insecure,
+            request_timeout: std::time::Duration::from_millis(request_timeout_ms),
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

@@ -19,5 +19,7 @@ mod lifecycle;
 mod operations;
 #[path = "server/scenarios.rs"]
 mod scenarios;
+#[path = "server/security.rs"]
+mod security;
 #[path = "server/startup.rs"]
 mod startup;

@@ -5,6 +5,7 @@
 //! `GROUP_HAS_LICENSES`, `RULES_INVALID`, or a license error code with `extensions.details`
 //! (the violations, as `LicenseViolation`).
 
+pub mod limits;
 mod loaders;
 mod mutation;
 mod query;
@@ -41,6 +42,9 @@ pub struct AppState {
 pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(state)
+        .extension(limits::Limits)
+        // The parser's own guard; `limits::inspect` already refused deeper text.
+        .limit_recursive_depth(limits::MAX_NESTING)
         .finish()
 }
 
@@ -86,9 +90,8 @@ pub(crate) fn page_args(
     kind: &str,
 ) -> async_graphql::Result<(usize, i64)> {
     let first = match first {
-        None => 100,
         Some(n) if n < 0 => return Err(bad_input(format!("first must be 0 or more, got {n}"))),
-        Some(n) => (n as usize).min(1000),
+        other => limits::page_size(other),
     };
     let after = match after {
         None => 0,

@@ -22,6 +22,9 @@ impl Query {
     }
 
     /// Every service plan of the rules in force.
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::CATALOG_LIST, child_complexity)"
+    )]
     async fn service_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
         let table = table(ctx)?;
         Ok(table
@@ -31,6 +34,9 @@ impl Query {
     }
 
     /// Every product of the rules in force, with its seats.
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::CATALOG_LIST, child_complexity)"
+    )]
     async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
         Ok(table(ctx)?.product_ids().map(Product).collect())
     }
@@ -66,6 +72,7 @@ impl Query {
     }
 
     /// Users by id.
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
@@ -92,6 +99,7 @@ impl Query {
     }
 
     /// Groups by id; `hasMembersWithLicenseErrors: true` lists the groups that need attention (Q2).
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn groups(
         &self,
         ctx: &Context<'_>,

@@ -165,6 +165,9 @@ impl Product {
         Ok(table(ctx)?.product(self.0).display_name.clone())
     }
 
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
+    )]
     async fn service_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
         let table = table(ctx)?;
         Ok(ServicePlan::list(
@@ -188,6 +191,7 @@ impl Product {
     }
 
     /// Users holding the product (directly or through groups), by id.
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn licensed_users(
         &self,
         ctx: &Context<'_>,
@@ -205,6 +209,9 @@ impl Product {
     }
 
     /// Groups whose license set holds the product.
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
+    )]
     async fn licensed_groups(&self, ctx: &Context<'_>) -> Result<Vec<Group>> {
         let sku = table(ctx)?.product(self.0).name.clone();
         let ids = state(ctx)?
@@ -273,6 +280,9 @@ impl User {
     }
 
     /// Groups the user is a member of, in the order the user joined them.
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
+    )]
     async fn member_of(&self, ctx: &Context<'_>) -> Result<Vec<Group>> {
         let groups = loader(ctx)?
             .load_one(MembershipsKey(self.0))
@@ -283,6 +293,9 @@ impl User {
 
     /// What the user holds (L1): one entry per product, with the union of the enabled plans of
     /// every source (L2).
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
+    )]
     async fn assigned_licenses(&self, ctx: &Context<'_>) -> Result<Vec<AssignedLicense>> {
         let table = table(ctx)?;
         let mut held: Vec<(ProductId, crate::rules::PlanSet)> = Vec::new();
@@ -325,6 +338,9 @@ impl User {
     }
 
     /// Every assignment of the user, whatever its source and state (Q4).
+    #[graphql(
+        complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
+    )]
     async fn license_assignment_states(
         &self,
         ctx: &Context<'_>,
@@ -644,6 +660,7 @@ impl Group {
     }
 
     /// Members in the order they joined (P1).
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn members(
         &self,
         ctx: &Context<'_>,
@@ -723,6 +740,7 @@ impl Group {
     }
 
     /// Users in error from this group, by id; `error` keeps one code.
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn members_with_license_errors(
         &self,
         ctx: &Context<'_>,

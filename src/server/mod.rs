@@ -2,6 +2,7 @@
 //! browsers, `GET /healthz`; the processing worker beside it; SIGHUP reloads the rules;
 //! SIGTERM or ctrl-c shuts down cleanly.
 
+pub mod auth;
 pub mod demo;
 pub mod graphiql;
 
@@ -9,8 +10,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_graphql::parser::types::OperationType;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
@@ -27,6 +28,7 @@ use crate::api::{self, ApiSchema, AppState};
 use crate::rules::live::{LiveRules, Loaded};
 use crate::rules::{self, Diagnostic, RulesError};
 use crate::store::{self, Store, StoreError};
+use auth::{Auth, AuthError, Refusal, Role, TokenSources};
 
 /// Largest request body accepted (a query with its variables).
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -36,6 +38,12 @@ pub struct Config {
     pub rules: PathBuf,
     pub listen: SocketAddr,
     pub demo: bool,
+    /// Where the admin and reader tokens come from; none: no authentication (loopback only).
+    pub tokens: TokenSources,
+    /// Serve without tokens on an address other than loopback.
+    pub insecure: bool,
+    /// How long a query may run before it is answered with `TIMEOUT`.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +63,12 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error(
+        "refusing to serve on {addr} without tokens: anyone who can reach it could change the licensing data. Give --admin-token-file (and --reader-token-file), listen on loopback, or pass --insecure"
+    )]
+    Insecure { addr: SocketAddr },
     #[error("demo data: {0}")]
     Demo(StoreError),
     #[error("server error: {0}")]
@@ -65,11 +79,26 @@ pub enum ServerError {
 struct HttpState {
     schema: ApiSchema,
     app: AppState,
+    auth: Arc<Auth>,
+    request_timeout: Duration,
 }
 
 /// Loads the rules (refusing to start on any error), opens the database, starts the worker and
 /// serves until SIGTERM or ctrl-c.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
+    // Checked before anything is opened: a refused start leaves no trace.
+    let tokens = if config.tokens.configured() {
+        config.tokens.load()?
+    } else {
+        auth::Tokens::default()
+    };
+    if tokens.is_empty() && !config.listen.ip().is_loopback() && !config.insecure {
+        return Err(ServerError::Insecure {
+            addr: config.listen,
+        });
+    }
+    let (admins, readers) = tokens.counts();
+    let auth = Arc::new(Auth::new(config.tokens.clone(), tokens));
     let dir = config.rules.clone();
     let compiled = match tokio::task::spawn_blocking(move || rules::load_dir(&dir)).await {
         Ok(Ok(compiled)) => compiled,
@@ -130,7 +159,17 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         app.wake.clone(),
         stopped.clone(),
     ));
-    tokio::spawn(reload_on_sighup(app.clone(), stopped));
+    #[cfg(unix)]
+    let terminate = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangup = signal(SignalKind::hangup())?;
+        tokio::spawn(reload_on_sighup(hangup, app.clone(), auth.clone(), stopped));
+        signal(SignalKind::terminate())?
+    };
+    #[cfg(not(unix))]
+    let terminate = {
+        let _ = stopped;
+    };
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -141,9 +180,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{addr}");
-    tracing::info!(%addr, db = %config.db.display(), rules = %config.rules.display(), "serving");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    if admins + readers == 0 {
+        tracing::warn!(%addr, "no tokens configured: every request may read and change data");
+    }
+    tracing::info!(%addr, db = %config.db.display(), rules = %config.rules.display(), admin_tokens = admins, reader_tokens = readers, "serving");
+    axum::serve(listener, router(app, auth, config.request_timeout))
+        .with_graceful_shutdown(shutdown_signal(terminate))
         .await?;
     let _ = stop.send(true);
     let _ = worker.await;
@@ -158,10 +200,12 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
-pub fn router(app: AppState) -> Router {
+pub fn router(app: AppState, auth: Arc<Auth>, request_timeout: Duration) -> Router {
     let state = HttpState {
         schema: api::schema(app.clone()),
         app,
+        auth,
+        request_timeout,
     };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -177,6 +221,10 @@ pub fn router(app: AppState) -> Router {
 /// extractor would all answer with 400.
 async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    let role = match state.auth.role(&parts.headers) {
+        Ok(role) => role,
+        Err(refusal) => return unauthenticated(refusal),
+    };
     let bytes = match Bytes::from_request(Request::from_parts(parts.clone(), body), &state).await {
         Ok(bytes) => bytes,
         Err(rejection) => {
@@ -194,8 +242,64 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
         Ok(request) => request,
         Err(rejection) => return rejection.into_response(),
     };
-    let request = api::prepare(request.into_inner(), &state.app);
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    let request = request.into_inner();
+    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
+        Ok(shape) => shape,
+        Err(refused) => {
+            return error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message);
+        }
+    };
+    if shape.mutation && role == Role::Reader {
+        return forbidden();
+    }
+    run(&state, request, shape.mutation).await
+}
+
+/// Runs an admitted request. Queries are cut at the request timeout; a mutation is not, as
+/// its transaction may already be committed: cutting the wait would only hide the outcome.
+async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool) -> Response {
+    let request = api::prepare(request, &state.app);
+    if mutation {
+        return GraphQLResponse::from(state.schema.execute(request).await).into_response();
+    }
+    match tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await {
+        Ok(response) => GraphQLResponse::from(response).into_response(),
+        Err(_) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TIMEOUT",
+            &format!(
+                "the query took longer than {} ms and was stopped: ask for smaller pages or fewer fields",
+                state.request_timeout.as_millis()
+            ),
+        ),
+    }
+}
+
+fn unauthenticated(refusal: Refusal) -> Response {
+    let (message, challenge) = match refusal {
+        Refusal::Missing => (
+            "this server needs a token: send `Authorization: Bearer <token>`",
+            "Bearer realm=\"group-licensing\"",
+        ),
+        Refusal::Invalid => (
+            "the token is not valid",
+            "Bearer realm=\"group-licensing\", error=\"invalid_token\"",
+        ),
+    };
+    let mut response = error_response(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+fn forbidden() -> Response {
+    error_response(
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        "a reader token may only run queries: mutations need an admin token",
+    )
 }
 
 /// `GET /graphql`: GraphiQL for a browser that asks for HTML without a query; otherwise the
@@ -205,6 +309,7 @@ async fn graphql_get(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    // The GraphiQL page holds no data, so it is served to anyone; its queries carry the token.
     let wants_html = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -219,6 +324,10 @@ async fn graphql_get(
             "GET /graphql needs a `query` parameter (or use POST)",
         );
     };
+    // Any role may query; mutations are refused over GET below, whoever asks.
+    if let Err(refusal) = state.auth.role(&headers) {
+        return unauthenticated(refusal);
+    }
     let mut request = async_graphql::Request::new(query.clone());
     if let Some(name) = params.get("operationName") {
         request = request.operation_name(name.clone());
@@ -235,7 +344,13 @@ async fn graphql_get(
             }
         }
     }
-    if is_mutation(query, params.get("operationName").map(String::as_str)) {
+    let shape = match api::limits::inspect(query, params.get("operationName").map(String::as_str)) {
+        Ok(shape) => shape,
+        Err(refused) => {
+            return error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message);
+        }
+    };
+    if shape.mutation {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "METHOD_NOT_ALLOWED",
@@ -246,27 +361,10 @@ async fn graphql_get(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    let request = api::prepare(request, &state.app);
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    run(&state, request, false).await
 }
 
-/// Whether the operation that would run is a mutation. A query that does not parse is left
-/// to the executor, which reports the syntax error.
-fn is_mutation(query: &str, operation: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
-    document.operations.iter().any(|(name, op)| {
-        let selected = match (operation, name) {
-            (Some(wanted), Some(name)) => wanted == name.as_str(),
-            (Some(_), None) => false,
-            (None, _) => true,
-        };
-        selected && op.node.ty == OperationType::Mutation
-    })
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     });
@@ -288,18 +386,21 @@ async fn healthz(State(state): State<HttpState>) -> Response {
     }
 }
 
-async fn shutdown_signal() {
+// Signals are registered before the server says it listens: a signal sent as soon as the
+// address is printed must find its handler, not the default action (which, for SIGHUP and
+// SIGTERM, ends the process on the spot).
+#[cfg(unix)]
+type Terminate = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Terminate = ();
+
+async fn shutdown_signal(#[allow(unused_mut, unused_variables)] mut terminate: Terminate) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+        terminate.recv().await;
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
@@ -310,43 +411,27 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// SIGHUP re-reads the rules folder, as `reloadRules` does.
-async fn reload_on_sighup(app: AppState, mut stopped: watch::Receiver<bool>) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading the rules");
-                    let _ = api::reload_rules(&app).await;
+/// SIGHUP re-reads the rules folder, as `reloadRules` does, and the token files, for rotation
+/// without a restart.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    app: AppState,
+    auth: Arc<Auth>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the rules");
+                let _ = api::reload_rules(&app).await;
+                match auth.reload() {
+                    Ok((0, 0)) => {}
+                    Ok((admins, readers)) => tracing::info!(admin_tokens = admins, reader_tokens = readers, "SIGHUP: tokens re-read"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: token files refused; keeping the tokens in force"),
                 }
-                _ = stopped.changed() => return,
             }
+            _ = stopped.changed() => return,
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (app, stopped.changed().await);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_mutation;
-
-    #[test]
-    fn mutations_are_recognised_whatever_the_operation_chosen() {
-        assert!(is_mutation("mutation { reloadRules { planCount } }", None));
-        assert!(!is_mutation("{ rules { planCount } }", None));
-        assert!(!is_mutation("query Q { rules { planCount } }", Some("Q")));
-        assert!(is_mutation(
-            "query Q { rules { planCount } } mutation M { reloadRules { planCount } }",
-            Some("M")
-        ));
-        assert!(!is_mutation("not graphql {", None));
     }
 }

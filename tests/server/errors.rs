@@ -386,7 +386,7 @@ fn group_has_licenses_g4() {
 /// The tenant as a client sees it, minus `rules.lastReloadErrors` (which a refused reload
 /// sets on purpose).
 fn without_reload_errors(mut snapshot: Value) -> Value {
-    snapshot["rules"]
+    snapshot["head"]["rules"]
         .as_object_mut()
         .expect("rules")
         .remove("lastReloadErrors");
@@ -428,7 +428,7 @@ fn rules_invalid_reloads_are_refused_and_the_rules_in_force_stay() {
     );
     assert_eq!(details[0]["line"], 2, "{details:#?}");
     let after = s.snapshot();
-    let errors = after["rules"]["lastReloadErrors"]
+    let errors = after["head"]["rules"]["lastReloadErrors"]
         .as_array()
         .expect("lastReloadErrors")
         .clone();
@@ -477,11 +477,11 @@ fn rules_invalid_reloads_are_refused_and_the_rules_in_force_stay() {
     );
     let after = s.snapshot();
     assert!(
-        after["rules"]["lastReloadErrors"]
+        after["head"]["rules"]["lastReloadErrors"]
             .to_string()
             .contains("ENTERPRISEPACK"),
         "{:#}",
-        after["rules"]
+        after["head"]["rules"]
     );
     assert_eq!(without_reload_errors(after), before, "nothing changes");
     assert_eq!(s.seats(E3).1, 2, "ENTERPRISEPACK still counts its seats");

@@ -104,6 +104,11 @@ impl Server {
             .env_remove("GROUP_LICENSING_DB")
             .env_remove("GROUP_LICENSING_RULES")
             .env_remove("GROUP_LICENSING_LISTEN")
+            .env_remove("GROUP_LICENSING_ADMIN_TOKEN_FILE")
+            .env_remove("GROUP_LICENSING_READER_TOKEN_FILE")
+            .env_remove("GROUP_LICENSING_ADMIN_TOKENS")
+            .env_remove("GROUP_LICENSING_READER_TOKENS")
+            .env_remove("GROUP_LICENSING_REQUEST_TIMEOUT_MS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -460,10 +465,37 @@ impl Server {
             .clone()
     }
 
-    /// Everything a client can see of the tenant (small tenants), to check that a failed
-    /// mutation changed nothing.
+    /// Everything a client can see of the tenant, to check that a failed mutation changed
+    /// nothing. Read in pages, as a client must: one query for all of it would be over the
+    /// server's complexity limit.
     pub fn snapshot(&self) -> Value {
-        self.ok(SNAPSHOT, json!({}))
+        let head = self.ok(SNAPSHOT_HEAD, json!({}));
+        let mut holders = serde_json::Map::new();
+        for product in head["products"].as_array().into_iter().flatten() {
+            let sku = product["skuPartNumber"].as_str().unwrap_or_default();
+            let users = self.ok(SNAPSHOT_HOLDERS, json!({ "s": sku }));
+            holders.insert(sku.to_string(), users["product"]["licensedUsers"].clone());
+        }
+        json!({
+            "head": head,
+            "holders": holders,
+            "users": self.all_pages(SNAPSHOT_USERS, "users"),
+            "groups": self.all_pages(SNAPSHOT_GROUPS, "groups"),
+        })
+    }
+
+    /// Every edge of a connection at the top of `query` (which takes `$after`), page by page.
+    fn all_pages(&self, query: &str, field: &str) -> Vec<Value> {
+        let (mut edges, mut after) = (Vec::new(), Value::Null);
+        loop {
+            let data = self.ok(query, json!({ "after": after }));
+            let page = &data[field];
+            edges.extend(page["edges"].as_array().cloned().unwrap_or_default());
+            if page["pageInfo"]["hasNextPage"] != true {
+                return edges;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
     }
 }
 
@@ -593,23 +625,31 @@ pub const GROUP_QUERY: &str = "query($g: ID!) { group(id: $g) {
   membersWithLicenseErrors(first: 1000) { totalCount edges { node { id userPrincipalName } } }
 } }";
 
-const SNAPSHOT: &str = r#"query {
+const SNAPSHOT_HEAD: &str = r#"query {
   directory { displayName defaultUsageLocation }
   rules { loadedAt files planCount productCount exclusiveSetCount prerequisiteCount locationRuleCount lastReloadErrors { file line column message } }
-  products { skuPartNumber prepaidUnits consumedUnits availableUnits licensedUsers(first: 1000) { totalCount edges { node { id } } } licensedGroups { id } }
-  users(first: 1000) { totalCount edges { node {
-    id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses
-    memberOf { id }
-    assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } disabledPlans { servicePlanName } }
-    licenseAssignmentStates { ...St }
-    hasLicenseErrors
-  } } }
-  groups(first: 1000) { totalCount edges { node {
+  products { skuPartNumber prepaidUnits consumedUnits availableUnits licensedGroups { id } }
+}"#;
+
+const SNAPSHOT_HOLDERS: &str = "query($s: String!) { product(skuPartNumber: $s) { licensedUsers(first: 1000) { totalCount edges { node { id } } } } }";
+
+const SNAPSHOT_GROUPS: &str = r#"query($after: String) {
+  groups(first: 20, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node {
     id displayName memberCount members(first: 1000) { edges { node { id } } }
     assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } }
     licenseProcessingState processedMembers membersToProcess
     hasMembersWithLicenseErrors licenseErrorCount licenseErrorCounts { error count }
     membersWithLicenseErrors(first: 1000) { edges { node { id } } }
+  } } }
+}"#;
+
+const SNAPSHOT_USERS: &str = r#"query($after: String) {
+  users(first: 100, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node {
+    id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses
+    memberOf { id }
+    assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } disabledPlans { servicePlanName } }
+    licenseAssignmentStates { ...St }
+    hasLicenseErrors
   } } }
 }
 fragment Src on LicenseSource { direct group { id displayName } product { skuPartNumber } }

@@ -1,0 +1,304 @@
+//! What a single GraphQL request may ask for.
+//!
+//! The limits are sized from the dashboard queries of the README and graphql-api.md, GraphiQL's
+//! introspection query, and the benchmark's largest page (1,000 members in error, each with
+//! every assignment state and its error details), with room to spare:
+//!
+//! | limit | value | the largest legitimate request |
+//! | --- | --- | --- |
+//! | text nesting (`{`, `[`, `(`) | 64 | about 15 (introspection) |
+//! | field depth | 20 | 15 (introspection); 9 for a page of errors with details |
+//! | complexity | 500,000 | about 310,000 (1,000 members in error with every detail) |
+//! | aliases | 1,000 | 500 `createUser` in one request (the tests load tenants so) |
+//! | directives on one field | 5 | 1 (`@include`/`@skip`) |
+//!
+//! Complexity counts one per field, times the page size (`first`, default 100, at most 1,000)
+//! for a paged list and times an estimate for other lists that can be long, so a page nested
+//! in a page is priced at what it could cost.
+//!
+//! The text is checked before it is parsed: the parser is recursive, and a request of a
+//! million `[` must be refused before it reaches it.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
+use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
+use async_graphql::{Positioned, ServerError, ValidationResult};
+
+pub const MAX_NESTING: usize = 64;
+pub const MAX_DEPTH: usize = 20;
+pub const MAX_COMPLEXITY: usize = 500_000;
+pub const MAX_ALIASES: usize = 1_000;
+pub const MAX_DIRECTIVES: usize = 5;
+
+/// Items assumed for a list of the whole catalog (products, service plans).
+pub const CATALOG_LIST: usize = 1_000;
+/// Items assumed for a list of one user or one product (groups, assignment states).
+pub const SHORT_LIST: usize = 10;
+
+/// `first` as the server will apply it (graphql-api.md: default 100, capped at 1,000).
+pub fn page_size(first: Option<i32>) -> usize {
+    match first {
+        None => 100,
+        Some(n) => n.clamp(0, 1000) as usize,
+    }
+}
+
+/// The complexity of a paged list (used by the field attributes).
+pub fn page_cost(first: Option<i32>, child: usize) -> usize {
+    page_size(first)
+        .max(1)
+        .saturating_mul(child)
+        .saturating_add(1)
+}
+
+/// The complexity of an unpaged list assumed to hold `items`.
+pub fn list_cost(items: usize, child: usize) -> usize {
+    items.saturating_mul(child).saturating_add(1)
+}
+
+/// What the HTTP layer needs to know of a request before running it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// The operation that would run is a mutation.
+    pub mutation: bool,
+}
+
+/// A request refused by a limit: `code` goes to `extensions.code`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn too_complex(message: String) -> Refused {
+    Refused {
+        code: "QUERY_TOO_COMPLEX",
+        message,
+    }
+}
+
+/// Checks the text limits and finds the kind of the operation. A document that does not parse
+/// passes: the executor reports the syntax error with its position.
+pub fn inspect(query: &str, operation: Option<&str>) -> Result<Shape, Refused> {
+    let nesting = text_nesting(query);
+    if nesting > MAX_NESTING {
+        return Err(Refused {
+            code: "QUERY_TOO_DEEP",
+            message: format!(
+                "the request nests brackets {nesting} deep; at most {MAX_NESTING} are allowed"
+            ),
+        });
+    }
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return Ok(Shape { mutation: false });
+    };
+    let mut count = Counts::default();
+    for (_, op) in document.operations.iter() {
+        count.walk(&op.node.selection_set);
+    }
+    for fragment in document.fragments.values() {
+        count.walk(&fragment.node.selection_set);
+    }
+    if count.aliases > MAX_ALIASES {
+        return Err(too_complex(format!(
+            "the request has {} aliases; at most {MAX_ALIASES} are allowed",
+            count.aliases
+        )));
+    }
+    if count.most_directives > MAX_DIRECTIVES {
+        return Err(too_complex(format!(
+            "a field has {} directives; at most {MAX_DIRECTIVES} are allowed",
+            count.most_directives
+        )));
+    }
+    let mutation = document.operations.iter().any(|(name, op)| {
+        let selected = match (operation, name) {
+            (Some(wanted), Some(name)) => wanted == name.as_str(),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        selected && op.node.ty == OperationType::Mutation
+    });
+    Ok(Shape { mutation })
+}
+
+#[derive(Default)]
+struct Counts {
+    aliases: usize,
+    most_directives: usize,
+}
+
+impl Counts {
+    // Recursion is bounded: the parser refuses selection sets nested deeper than 64.
+    fn walk(&mut self, set: &Positioned<SelectionSet>) {
+        for item in &set.node.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    if field.node.alias.is_some() {
+                        self.aliases += 1;
+                    }
+                    self.most_directives = self.most_directives.max(field.node.directives.len());
+                    self.walk(&field.node.selection_set);
+                }
+                Selection::InlineFragment(fragment) => {
+                    self.most_directives = self.most_directives.max(fragment.node.directives.len());
+                    self.walk(&fragment.node.selection_set);
+                }
+                Selection::FragmentSpread(spread) => {
+                    self.most_directives = self.most_directives.max(spread.node.directives.len());
+                }
+            }
+        }
+    }
+}
+
+/// How deeply brackets nest, outside strings and comments.
+fn text_nesting(query: &str) -> usize {
+    let bytes = query.as_bytes();
+    let (mut depth, mut deepest, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") {
+                        4
+                    } else {
+                        1
+                    };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    deepest
+}
+
+/// Enforces [`MAX_DEPTH`] and [`MAX_COMPLEXITY`] with the figures async-graphql computes while
+/// validating, so the refusal says how far over the limit the request was and has a code.
+pub struct Limits;
+
+impl ExtensionFactory for Limits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(LimitsExtension)
+    }
+}
+
+struct LimitsExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for LimitsExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        let refuse = |code: &str, message: String| {
+            let mut error = ServerError::new(message, None);
+            let mut ext = async_graphql::ErrorExtensionValues::default();
+            ext.set("code", code);
+            error.extensions = Some(ext);
+            Err(vec![error])
+        };
+        if result.depth > MAX_DEPTH {
+            return refuse(
+                "QUERY_TOO_DEEP",
+                format!(
+                    "the query nests fields {} deep; at most {MAX_DEPTH} are allowed",
+                    result.depth
+                ),
+            );
+        }
+        if result.complexity > MAX_COMPLEXITY {
+            return refuse(
+                "QUERY_TOO_COMPLEX",
+                format!(
+                    "the query could resolve about {} fields; at most {MAX_COMPLEXITY} are allowed (ask for smaller pages or fewer fields)",
+                    result.complexity
+                ),
+            );
+        }
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_ignores_brackets_in_strings_and_comments() {
+        assert_eq!(text_nesting("{ a { b(x: [1]) } }"), 4);
+        assert_eq!(text_nesting("{ a(s: \"{{{{[[[\") }"), 2);
+        assert_eq!(text_nesting("# {{{{{{\n{ a }"), 1);
+        assert_eq!(text_nesting("{ a(s: \"\"\" {{{ \\\"\"\" {{ \"\"\") }"), 2);
+        assert_eq!(text_nesting("{ a(s: \"\\\"{{\") }"), 2);
+        assert_eq!(text_nesting(&"[".repeat(1_000_000)), 1_000_000);
+    }
+
+    #[test]
+    fn deep_text_is_refused_before_parsing() {
+        let hostile = format!("{{ a(x: {}) }}", "[".repeat(100_000));
+        let refused = inspect(&hostile, None).expect_err("refused");
+        assert_eq!(refused.code, "QUERY_TOO_DEEP");
+    }
+
+    #[test]
+    fn aliases_and_directives_are_counted_in_fragments_too() {
+        let fields: String = (0..=MAX_ALIASES).map(|i| format!("a{i}: id ")).collect();
+        let q = format!("{{ ...F }} fragment F on Query {{ {fields} }}");
+        assert_eq!(
+            inspect(&q, None).map_err(|r| r.code),
+            Err("QUERY_TOO_COMPLEX")
+        );
+        let fields: String = (0..MAX_ALIASES).map(|i| format!("a{i}: id ")).collect();
+        assert!(inspect(&format!("{{ {fields} }}"), None).is_ok());
+        let directives = "@include(if: true) ".repeat(MAX_DIRECTIVES + 1);
+        let q = format!("{{ rules {directives} {{ planCount }} }}");
+        assert_eq!(
+            inspect(&q, None).map_err(|r| r.code),
+            Err("QUERY_TOO_COMPLEX")
+        );
+    }
+
+    #[test]
+    fn mutations_are_recognised_whatever_the_operation_chosen() {
+        let is_mutation = |q: &str, op: Option<&str>| inspect(q, op).expect("ok").mutation;
+        assert!(is_mutation("mutation { reloadRules { planCount } }", None));
+        assert!(!is_mutation("{ rules { planCount } }", None));
+        assert!(!is_mutation("query Q { rules { planCount } }", Some("Q")));
+        assert!(is_mutation(
+            "query Q { rules { planCount } } mutation M { reloadRules { planCount } }",
+            Some("M")
+        ));
+        assert!(!is_mutation("not graphql {", None));
+    }
+
+    #[test]
+    fn page_cost_follows_the_page_size_the_server_applies() {
+        assert_eq!(page_cost(None, 10), 1_001);
+        assert_eq!(page_cost(Some(5_000), 10), 10_001);
+        assert_eq!(page_cost(Some(-3), 10), 11);
+        assert_eq!(page_cost(Some(1000), usize::MAX), usize::MAX);
+    }
+}

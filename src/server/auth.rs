@@ -1,0 +1,402 @@
+//! Bearer tokens and the two roles.
+//!
+//! Tokens come from files (one per line, `#` comments and blank lines ignored, several lines
+//! for rotation) and from environment variables (separated by commas or whitespace). Only the
+//! SHA-256 digest of each token is kept; a presented token is hashed and compared with every
+//! known digest in constant time, so neither the time taken nor the memory of the process
+//! tells anything about a token's length or content. Tokens are never logged: errors about a
+//! token file name the file and the line, never the token.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::http::{HeaderMap, header};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Shortest accepted token: anything shorter could be guessed by trying.
+pub const MIN_TOKEN_LEN: usize = 16;
+/// Longest accepted token (a header is not a place for a document).
+pub const MAX_TOKEN_LEN: usize = 512;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// May run queries.
+    Reader,
+    /// May run queries and mutations.
+    Admin,
+}
+
+/// Where the tokens of each role come from.
+#[derive(Clone, Default)]
+pub struct TokenSources {
+    pub admin_file: Option<PathBuf>,
+    pub reader_file: Option<PathBuf>,
+    /// The value of `GROUP_LICENSING_ADMIN_TOKENS`.
+    pub admin_env: Option<String>,
+    /// The value of `GROUP_LICENSING_READER_TOKENS`.
+    pub reader_env: Option<String>,
+}
+
+// A derived Debug would print the tokens given through the environment.
+impl fmt::Debug for TokenSources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSources")
+            .field("admin_file", &self.admin_file)
+            .field("reader_file", &self.reader_file)
+            .field("admin_env", &self.admin_env.as_ref().map(|_| "<redacted>"))
+            .field(
+                "reader_env",
+                &self.reader_env.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read the token file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {reason}")]
+    BadToken { origin: String, reason: String },
+    #[error("{origin} holds no token")]
+    Empty { origin: String },
+    #[error("{origin}: a token is given both as an admin token and as a reader token")]
+    BothRoles { origin: String },
+}
+
+/// Digests of the tokens of each role.
+#[derive(Default)]
+pub struct Tokens {
+    admin: Vec<[u8; 32]>,
+    reader: Vec<[u8; 32]>,
+}
+
+impl Tokens {
+    /// No token at all: the server is open to whoever can reach it (loopback only).
+    pub fn is_empty(&self) -> bool {
+        self.admin.is_empty() && self.reader.is_empty()
+    }
+
+    pub fn counts(&self) -> (usize, usize) {
+        (self.admin.len(), self.reader.len())
+    }
+
+    /// The role of a presented token, if it is one of ours. Every digest is compared, whatever
+    /// matched before.
+    pub fn role_of(&self, presented: &str) -> Option<Role> {
+        let digest = digest(presented);
+        let matches = |list: &[[u8; 32]]| {
+            list.iter().fold(subtle::Choice::from(0), |found, known| {
+                found | known.ct_eq(&digest)
+            })
+        };
+        let admin = bool::from(matches(&self.admin));
+        let reader = bool::from(matches(&self.reader));
+        if admin {
+            Some(Role::Admin)
+        } else if reader {
+            Some(Role::Reader)
+        } else {
+            None
+        }
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl TokenSources {
+    /// Whether any source of tokens was given (then an empty source is an error).
+    pub fn configured(&self) -> bool {
+        self.admin_file.is_some()
+            || self.reader_file.is_some()
+            || self.admin_env.is_some()
+            || self.reader_env.is_some()
+    }
+
+    /// Reads every source. Any bad line, an empty source, or a token given for both roles is
+    /// an error: a half-read token list would lock out someone, or let someone in.
+    pub fn load(&self) -> Result<Tokens, AuthError> {
+        let mut tokens = Tokens::default();
+        if let Some(path) = &self.admin_file {
+            tokens.admin.extend(from_file(path)?);
+        }
+        if let Some(text) = &self.admin_env {
+            tokens
+                .admin
+                .extend(from_env("GROUP_LICENSING_ADMIN_TOKENS", text)?);
+        }
+        if let Some(path) = &self.reader_file {
+            tokens.reader.extend(from_file(path)?);
+        }
+        if let Some(text) = &self.reader_env {
+            tokens
+                .reader
+                .extend(from_env("GROUP_LICENSING_READER_TOKENS", text)?);
+        }
+        if tokens.admin.iter().any(|a| tokens.reader.contains(a)) {
+            return Err(AuthError::BothRoles {
+                origin: "the configured tokens".into(),
+            });
+        }
+        Ok(tokens)
+    }
+}
+
+fn from_file(path: &Path) -> Result<Vec<[u8; 32]>, AuthError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
+        path: origin.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(checked(line, || format!("{origin}, line {}", n + 1))?);
+    }
+    if out.is_empty() {
+        return Err(AuthError::Empty { origin });
+    }
+    Ok(out)
+}
+
+fn from_env(name: &str, text: &str) -> Result<Vec<[u8; 32]>, AuthError> {
+    let mut out = Vec::new();
+    for (n, token) in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .enumerate()
+    {
+        out.push(checked(token, || format!("{name}, token {}", n + 1))?);
+    }
+    if out.is_empty() {
+        return Err(AuthError::Empty {
+            origin: name.into(),
+        });
+    }
+    Ok(out)
+}
+
+/// A token must be usable in an `Authorization: Bearer` header as it is (RFC 6750's
+/// `b64token` characters) and long enough not to be guessed.
+fn checked(token: &str, origin: impl Fn() -> String) -> Result<[u8; 32], AuthError> {
+    let bad = |reason: String| AuthError::BadToken {
+        origin: origin(),
+        reason,
+    };
+    if token.len() < MIN_TOKEN_LEN {
+        return Err(bad(format!(
+            "a token must have at least {MIN_TOKEN_LEN} characters"
+        )));
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(bad(format!(
+            "a token must have at most {MAX_TOKEN_LEN} characters"
+        )));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+    {
+        return Err(bad(
+            "a token may only hold letters, digits and - . _ ~ + / =".into(),
+        ));
+    }
+    Ok(digest(token))
+}
+
+/// Why a request was refused before it ran.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No `Authorization` header.
+    Missing,
+    /// A header that is not `Bearer <token>`, or a token we do not know.
+    Invalid,
+}
+
+/// The tokens in force; replaced whole when the files are read again (SIGHUP).
+pub struct Auth {
+    sources: TokenSources,
+    tokens: RwLock<Arc<Tokens>>,
+}
+
+impl Auth {
+    pub fn new(sources: TokenSources, tokens: Tokens) -> Auth {
+        Auth {
+            sources,
+            tokens: RwLock::new(Arc::new(tokens)),
+        }
+    }
+
+    fn current(&self) -> Arc<Tokens> {
+        match self.tokens.read() {
+            Ok(t) => t.clone(),
+            // A panic while swapping cannot leave a half-written Arc: the value is still whole.
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The role of a request: everyone is admin when no token is configured.
+    pub fn role(&self, headers: &HeaderMap) -> Result<Role, Refusal> {
+        let tokens = self.current();
+        if tokens.is_empty() {
+            return Ok(Role::Admin);
+        }
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(Refusal::Missing)?
+            .to_str()
+            .map_err(|_| Refusal::Invalid)?;
+        let (scheme, token) = value.trim().split_once(' ').ok_or(Refusal::Invalid)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Refusal::Invalid);
+        }
+        tokens.role_of(token.trim()).ok_or(Refusal::Invalid)
+    }
+
+    /// Reads the token files again. On any error the tokens in force stay.
+    pub fn reload(&self) -> Result<(usize, usize), AuthError> {
+        if !self.sources.configured() {
+            return Ok((0, 0));
+        }
+        let fresh = self.sources.load()?;
+        let counts = fresh.counts();
+        match self.tokens.write() {
+            Ok(mut t) => *t = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    const A: &str = "admin-token-0123456789";
+    const B: &str = "admin-token-rotated-9876";
+    const R: &str = "reader-token-0123456789";
+
+    #[test]
+    fn tokens_of_each_role_are_recognised_and_others_are_not() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sources = TokenSources {
+            admin_file: Some(write(
+                dir.path(),
+                "a",
+                &format!("# admins\n{A}\n\n  {B}  \n"),
+            )),
+            reader_file: Some(write(dir.path(), "r", &format!("{R}\n"))),
+            ..TokenSources::default()
+        };
+        let tokens = sources.load().expect("load");
+        assert_eq!(tokens.counts(), (2, 1));
+        assert_eq!(tokens.role_of(A), Some(Role::Admin));
+        assert_eq!(tokens.role_of(B), Some(Role::Admin));
+        assert_eq!(tokens.role_of(R), Some(Role::Reader));
+        for other in [
+            "",
+            "admin-token-012345678",
+            "admin-token-01234567890",
+            "# admins",
+        ] {
+            assert_eq!(tokens.role_of(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn bad_token_sources_are_refused_without_echoing_the_token() {
+        let dir = tempfile::tempdir().expect("dir");
+        let secret_short = "short-secret";
+        let cases = [
+            (format!("{A}\n{secret_short}\n"), "line 2", "at least 16"),
+            (
+                "# nothing\n\n".to_string(),
+                "holds no token",
+                "holds no token",
+            ),
+            (
+                format!("{A} trailing-part-here\n"),
+                "line 1",
+                "may only hold",
+            ),
+        ];
+        for (text, place, reason) in cases {
+            let sources = TokenSources {
+                admin_file: Some(write(dir.path(), "a", &text)),
+                ..TokenSources::default()
+            };
+            let message = match sources.load() {
+                Ok(_) => panic!("accepted {text:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(message.contains(place), "{message}");
+            assert!(message.contains(reason), "{message}");
+            assert!(
+                !message.contains(secret_short) && !message.contains(A),
+                "{message}"
+            );
+        }
+        let missing = TokenSources {
+            reader_file: Some(dir.path().join("missing")),
+            ..TokenSources::default()
+        };
+        assert!(matches!(missing.load(), Err(AuthError::Read { .. })));
+        let both = TokenSources {
+            admin_env: Some(A.into()),
+            reader_env: Some(format!("{R}, {A}")),
+            ..TokenSources::default()
+        };
+        assert!(matches!(both.load(), Err(AuthError::BothRoles { .. })));
+    }
+
+    #[test]
+    fn environment_tokens_split_on_commas_and_whitespace() {
+        let sources = TokenSources {
+            admin_env: Some(format!(" {A},{B}\n")),
+            reader_env: Some(R.into()),
+            ..TokenSources::default()
+        };
+        let tokens = sources.load().expect("load");
+        assert_eq!(tokens.counts(), (2, 1));
+        assert!(!format!("{sources:?}").contains(A));
+    }
+
+    #[test]
+    fn the_authorization_header_must_be_a_known_bearer_token() {
+        let sources = TokenSources {
+            admin_env: Some(A.into()),
+            reader_env: Some(R.into()),
+            ..TokenSources::default()
+        };
+        let auth = Auth::new(sources.clone(), sources.load().expect("load"));
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().expect("header"));
+            auth.role(&h)
+        };
+        assert_eq!(auth.role(&HeaderMap::new()), Err(Refusal::Missing));
+        assert_eq!(with(&format!("Bearer {A}")), Ok(Role::Admin));
+        assert_eq!(with(&format!("bearer  {R}")), Ok(Role::Reader));
+        assert_eq!(with(&format!("Basic {A}")), Err(Refusal::Invalid));
+        assert_eq!(with(A), Err(Refusal::Invalid));
+        assert_eq!(with("Bearer nope-nope-nope-nope"), Err(Refusal::Invalid));
+        let open = Auth::new(TokenSources::default(), Tokens::default());
+        assert_eq!(open.role(&HeaderMap::new()), Ok(Role::Admin));
+    }
+}
