@@ -21,6 +21,9 @@ use support::{Args, Server, generate, license_everyone};
 
 struct Run {
     seconds: f64,
+    /// CPU the server used during the run (user and system), which other load on the machine
+    /// changes less than the elapsed time.
+    cpu: f64,
     peak_mib: f64,
     errors: i64,
 }
@@ -32,9 +35,11 @@ fn run_once(pristine: &Path, dir: &Path, users: u64) -> Run {
     }
     std::fs::copy(pristine, &db).expect("copy the tenant");
     let server = Server::start(&db);
+    let cpu_before = server.cpu_seconds();
     let licensed = license_everyone(&server, users);
     Run {
         seconds: licensed.seconds,
+        cpu: server.cpu_seconds() - cpu_before,
         peak_mib: server.peak_rss_mib(),
         errors: licensed.errors,
     }
@@ -63,8 +68,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     println!("B1 processing: N members, three products, seats for 95% (median of {runs} runs)");
     println!(
-        "{:>10} {:>10} {:>14} {:>14} {:>12}",
-        "N", "seconds", "µs per member", "peak RSS MiB", "in error"
+        "{:>10} {:>10} {:>14} {:>12} {:>14} {:>12}",
+        "N", "seconds", "µs per member", "server CPU s", "peak RSS MiB", "in error"
     );
     for users in sizes {
         let pristine = generate(dir.path(), users);
@@ -73,8 +78,9 @@ fn main() {
             .collect();
         let seconds = median(results.iter().map(|r| r.seconds).collect());
         let peak = median(results.iter().map(|r| r.peak_mib).collect());
+        let cpu = median(results.iter().map(|r| r.cpu).collect());
         println!(
-            "{users:>10} {seconds:>10.2} {:>14.2} {peak:>14.0} {:>12}",
+            "{users:>10} {seconds:>10.2} {:>14.2} {cpu:>12.2} {peak:>14.0} {:>12}",
             seconds * 1e6 / users as f64,
             results[0].errors
         );

@@ -180,8 +180,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let addr = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{addr}");
-    if admins + readers == 0 {
-        tracing::warn!(%addr, "no tokens configured: every request may read and change data");
+    if admins + readers == 0 && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "--insecure: no tokens, and not on loopback: anyone reaching this address may change the data");
+    } else if admins + readers == 0 {
+        tracing::info!(%addr, "no tokens configured: every local request may read and change data");
     }
     tracing::info!(%addr, db = %config.db.display(), rules = %config.rules.display(), admin_tokens = admins, reader_tokens = readers, "serving");
     axum::serve(listener, router(app, auth, config.request_timeout))
