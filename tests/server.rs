@@ -7,6 +7,8 @@
 #[path = "server/harness.rs"]
 mod harness;
 
+#[path = "server/bad_input.rs"]
+mod bad_input;
 #[path = "server/durability.rs"]
 mod durability;
 #[path = "server/errors.rs"]

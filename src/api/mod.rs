@@ -5,6 +5,7 @@
 //! `GROUP_HAS_LICENSES`, `RULES_INVALID`, or a license error code with `extensions.details`
 //! (the violations, as `LicenseViolation`).
 
+mod codes;
 mod loaders;
 mod mutation;
 mod query;
@@ -41,6 +42,7 @@ pub struct AppState {
 pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(state)
+        .extension(codes::ErrorCodes)
         .finish()
 }
 
@@ -119,11 +121,12 @@ fn parse_cursor(cursor: &str, kind: &str) -> Option<i64> {
     (k == kind).then(|| key.parse().ok()).flatten()
 }
 
-/// An id argument: a positive integer in a string.
+/// An id argument: a positive integer in a string, written as this server writes ids (`+1`
+/// or `01` would otherwise name user 1 while the answer echoes an id it never gave out).
 pub(crate) fn parse_id(id: &async_graphql::ID, what: &str) -> async_graphql::Result<i64> {
     id.parse::<i64>()
         .ok()
-        .filter(|n| *n > 0)
+        .filter(|n| *n > 0 && n.to_string() == id.as_str())
         .ok_or_else(|| bad_input(format!("`{}` is not a {what} id", id.as_str())))
 }
 
