@@ -9,6 +9,8 @@ mod harness;
 
 #[path = "server/bad_input.rs"]
 mod bad_input;
+#[path = "server/concurrency.rs"]
+mod concurrency;
 #[path = "server/durability.rs"]
 mod durability;
 #[path = "server/errors.rs"]
@@ -19,6 +21,8 @@ mod http;
 mod lifecycle;
 #[path = "server/operations.rs"]
 mod operations;
+#[path = "server/rng.rs"]
+mod rng;
 #[path = "server/scenarios.rs"]
 mod scenarios;
 #[path = "server/startup.rs"]
