@@ -11,6 +11,8 @@ mod harness;
 mod bad_input;
 #[path = "server/concurrency.rs"]
 mod concurrency;
+#[path = "server/crash.rs"]
+mod crash;
 #[path = "server/durability.rs"]
 mod durability;
 #[path = "server/errors.rs"]
