@@ -7,6 +7,12 @@
 #[path = "server/harness.rs"]
 mod harness;
 
+#[path = "server/bad_input.rs"]
+mod bad_input;
+#[path = "server/concurrency.rs"]
+mod concurrency;
+#[path = "server/crash.rs"]
+mod crash;
 #[path = "server/durability.rs"]
 mod durability;
 #[path = "server/errors.rs"]
@@ -17,6 +23,8 @@ mod http;
 mod lifecycle;
 #[path = "server/operations.rs"]
 mod operations;
+#[path = "server/rng.rs"]
+mod rng;
 #[path = "server/scenarios.rs"]
 mod scenarios;
 #[path = "server/security.rs"]

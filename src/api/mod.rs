@@ -5,6 +5,7 @@
 //! `GROUP_HAS_LICENSES`, `RULES_INVALID`, or a license error code with `extensions.details`
 //! (the violations, as `LicenseViolation`).
 
+mod codes;
 pub mod limits;
 mod loaders;
 mod mutation;
@@ -43,6 +44,7 @@ pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(state)
         .extension(limits::Limits)
+        .extension(codes::ErrorCodes)
         // The parser's own guard; `limits::inspect` already refused deeper text.
         .limit_recursive_depth(limits::MAX_NESTING)
         .finish()
@@ -122,11 +124,12 @@ fn parse_cursor(cursor: &str, kind: &str) -> Option<i64> {
     (k == kind).then(|| key.parse().ok()).flatten()
 }
 
-/// An id argument: a positive integer in a string.
+/// An id argument: a positive integer in a string, written as this server writes ids (`+1`
+/// or `01` would otherwise name user 1 while the answer echoes an id it never gave out).
 pub(crate) fn parse_id(id: &async_graphql::ID, what: &str) -> async_graphql::Result<i64> {
     id.parse::<i64>()
         .ok()
-        .filter(|n| *n > 0)
+        .filter(|n| *n > 0 && n.to_string() == id.as_str())
         .ok_or_else(|| bad_input(format!("`{}` is not a {what} id", id.as_str())))
 }
 

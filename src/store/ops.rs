@@ -56,6 +56,14 @@ fn list_size(what: &str, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// `name@domain`: one `@` with something on each side (`@`, `a@` or `a@b@c` would pass a
+/// mere search for `@`).
+fn is_address(text: &str) -> bool {
+    text.split_once('@').is_some_and(|(name, domain)| {
+        !name.is_empty() && !domain.is_empty() && !domain.contains('@')
+    })
+}
+
 /// C1 compares addresses after an optional `smtp:` prefix, case-insensitively.
 pub fn normalize_proxy(address: &str) -> String {
     let lower = address.trim().to_lowercase();
@@ -76,7 +84,7 @@ fn proxy_addresses(addresses: &[String]) -> Result<Vec<(String, String)>> {
             )));
         }
         let normalized = normalize_proxy(&address);
-        if normalized.is_empty() || !normalized.contains('@') {
+        if !is_address(&normalized) {
             return Err(StoreError::BadInput(format!(
                 "proxy address `{address}` is not an address (expected e.g. smtp:ann@contoso.com)"
             )));
@@ -224,7 +232,7 @@ pub struct NewUser {
 
 pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
     let upn = text("userPrincipalName", &user.user_principal_name)?;
-    if upn.chars().any(char::is_whitespace) || !upn.contains('@') {
+    if upn.chars().any(char::is_whitespace) || !is_address(&upn) {
         return Err(StoreError::BadInput(format!(
             "userPrincipalName `{upn}` is not of the form name@domain"
         )));
