@@ -188,28 +188,27 @@ impl Store {
         rx.recv().map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` on a read-only connection, off the async threads.
+    /// Runs `f` on a read-only connection, on the calling task's thread.
+    ///
+    /// Reads are short (by key or one bounded page: the API caps pages and query complexity),
+    /// so they run in place: handing each to a blocking thread cost more in context switches
+    /// than the read itself (B2 in BENCHMARKS.md). The permit guarantees a free connection.
     pub async fn read<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let pool = self.readers.clone();
-        let _permit = pool
+        let _permit = self
+            .readers
             .permits
             .acquire()
             .await
             .map_err(|_| StoreError::Closed)?;
-        let pool_for_task = pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool_for_task.take()?;
-            let result = f(&conn);
-            pool_for_task.put(conn);
-            result
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        let conn = self.readers.take()?;
+        let result = f(&conn);
+        self.readers.put(conn);
+        result
     }
 }
 
