@@ -19,11 +19,8 @@
 //! The text is checked before it is parsed: the parser is recursive, and a request of a
 //! million `[` must be refused before it reaches it.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
-use async_graphql::{Positioned, ServerError, ValidationResult};
+use async_graphql::{Positioned, ServerError};
 
 pub const MAX_NESTING: usize = 64;
 pub const MAX_DEPTH: usize = 20;
@@ -193,53 +190,33 @@ fn text_nesting(query: &str) -> usize {
     deepest
 }
 
-/// Enforces [`MAX_DEPTH`] and [`MAX_COMPLEXITY`] with the figures async-graphql computes while
-/// validating, so the refusal says how far over the limit the request was and has a code.
-pub struct Limits;
+// async-graphql's messages for its depth and complexity limits (`SchemaBuilder::limit_depth`,
+// `limit_complexity`), which carry no code and do not say what the limit is.
+const TOO_DEEP: &str = "Query is nested too deep.";
+const TOO_COMPLEX: &str = "Query is too complex.";
 
-impl ExtensionFactory for Limits {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(LimitsExtension)
-    }
-}
-
-struct LimitsExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for LimitsExtension {
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
-        let refuse = |code: &str, message: String| {
-            let mut error = ServerError::new(message, None);
-            let mut ext = async_graphql::ErrorExtensionValues::default();
-            ext.set("code", code);
-            error.extensions = Some(ext);
-            Err(vec![error])
-        };
-        if result.depth > MAX_DEPTH {
-            return refuse(
-                "QUERY_TOO_DEEP",
-                format!(
-                    "the query nests fields {} deep; at most {MAX_DEPTH} are allowed",
-                    result.depth
-                ),
-            );
-        }
-        if result.complexity > MAX_COMPLEXITY {
-            return refuse(
-                "QUERY_TOO_COMPLEX",
-                format!(
-                    "the query could resolve about {} fields; at most {MAX_COMPLEXITY} are allowed (ask for smaller pages or fewer fields)",
-                    result.complexity
-                ),
-            );
-        }
-        Ok(result)
-    }
+/// Turns async-graphql's refusal of a request over [`MAX_DEPTH`] or [`MAX_COMPLEXITY`] into
+/// ours, with a code and the limit; `false` if `error` is not one of them.
+pub fn explain(error: &mut ServerError) -> bool {
+    let (code, message) = match error.message.as_str() {
+        TOO_DEEP => (
+            "QUERY_TOO_DEEP",
+            format!("the query nests fields too deep; at most {MAX_DEPTH} levels are allowed"),
+        ),
+        TOO_COMPLEX => (
+            "QUERY_TOO_COMPLEX",
+            format!(
+                "the query could resolve too many fields; at most {MAX_COMPLEXITY} are allowed (one per field, times the page size for a paged list): ask for smaller pages or fewer fields"
+            ),
+        ),
+        _ => return false,
+    };
+    error.message = message;
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    true
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! (the violations, as `LicenseViolation`).
 
 mod codes;
+pub use codes::add_codes;
 pub mod limits;
 mod loaders;
 mod mutation;
@@ -43,8 +44,8 @@ pub struct AppState {
 pub fn schema(state: AppState) -> ApiSchema {
     Schema::build(Query, Mutation, EmptySubscription)
         .data(state)
-        .extension(limits::Limits)
-        .extension(codes::ErrorCodes)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
         // The parser's own guard; `limits::inspect` already refused deeper text.
         .limit_recursive_depth(limits::MAX_NESTING)
         .finish()

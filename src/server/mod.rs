@@ -261,11 +261,15 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
 /// its transaction may already be committed: cutting the wait would only hide the outcome.
 async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool) -> Response {
     let request = api::prepare(request, &state.app);
+    let finish = |mut response: async_graphql::Response| {
+        api::add_codes(&mut response);
+        GraphQLResponse::from(response).into_response()
+    };
     if mutation {
-        return GraphQLResponse::from(state.schema.execute(request).await).into_response();
+        return finish(state.schema.execute(request).await);
     }
     match tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await {
-        Ok(response) => GraphQLResponse::from(response).into_response(),
+        Ok(response) => finish(response),
         Err(_) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             "TIMEOUT",

@@ -433,8 +433,8 @@ fn hostile_queries_get_a_clear_error_and_the_server_stays_healthy() {
     let server = demo_server(&dir, &[]);
     let nested_pages = "{ users(first: 1000) { edges { node { memberOf { members(first: 1000) { edges { node { memberOf { members(first: 1000) { edges { node { id } } } } } } } } } } } }";
     let deep_fields = format!(
-        "{{ users {{ edges {{ node {{ {} id {} }} }} }} }}",
-        "memberOf { members { edges { node { ".repeat(5),
+        "{{ users(first: 1) {{ edges {{ node {{ {} id {} }} }} }} }}",
+        "memberOf { members(first: 1) { edges { node { ".repeat(5),
         "} } } } ".repeat(5)
     );
     let aliases: String = (0..1001)
