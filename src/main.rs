@@ -51,6 +51,15 @@ enum Command {
             env = "GROUP_LICENSING_REQUEST_TIMEOUT_MS"
         )]
         request_timeout_ms: u64,
+        /// MiB of query answers kept until the data or the rules change (0: no cache).
+        #[arg(
+            long,
+            value_name = "MIB",
+            default_value_t = 64,
+            value_parser = clap::value_parser!(u64).range(0..=4096),
+            env = "GROUP_LICENSING_RESPONSE_CACHE_MIB"
+        )]
+        response_cache_mib: u64,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
             reader_token_file,
             insecure,
             request_timeout_ms,
+            response_cache_mib,
         } => serve(group_licensing::server::Config {
             db,
             rules,
@@ -111,6 +121,7 @@ fn main() -> ExitCode {
             },
             insecure,
             request_timeout: std::time::Duration::from_millis(request_timeout_ms),
+            response_cache_bytes: (response_cache_mib as usize).saturating_mul(1024 * 1024),
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

@@ -2,6 +2,7 @@
 //! reload, so that every reader holds one consistent table for as long as it needs it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::{Diagnostic, RuleTable};
@@ -20,6 +21,8 @@ pub struct Loaded {
 pub struct LiveRules {
     dir: PathBuf,
     current: RwLock<Loaded>,
+    /// Changes with every replacement or refusal (what `rules` answers changes with it).
+    generation: AtomicU64,
 }
 
 impl LiveRules {
@@ -27,7 +30,12 @@ impl LiveRules {
         LiveRules {
             dir: dir.to_path_buf(),
             current: RwLock::new(loaded),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn dir(&self) -> &Path {
@@ -53,6 +61,7 @@ impl LiveRules {
             Ok(mut guard) => *guard = loaded,
             Err(poisoned) => *poisoned.into_inner() = loaded,
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Keeps the table in force and records why a reload was refused.
@@ -61,5 +70,6 @@ impl LiveRules {
             Ok(mut guard) => guard.last_reload_errors = errors,
             Err(poisoned) => poisoned.into_inner().last_reload_errors = errors,
         }
+        self.generation.fetch_add(1, Ordering::Release);
     }
 }

@@ -3,6 +3,7 @@
 //! SIGTERM or ctrl-c shuts down cleanly.
 
 pub mod auth;
+pub mod cache;
 pub mod demo;
 pub mod graphiql;
 
@@ -44,6 +45,8 @@ pub struct Config {
     pub insecure: bool,
     /// How long a query may run before it is answered with `TIMEOUT`.
     pub request_timeout: Duration,
+    /// Bytes of query answers kept until the data or the rules change; 0: none.
+    pub response_cache_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,7 @@ struct HttpState {
     app: AppState,
     auth: Arc<Auth>,
     request_timeout: Duration,
+    cache: Arc<cache::ResponseCache>,
 }
 
 /// Loads the rules (refusing to start on any error), opens the database, starts the worker and
@@ -186,7 +190,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         tracing::info!(%addr, "no tokens configured: every local request may read and change data");
     }
     tracing::info!(%addr, db = %config.db.display(), rules = %config.rules.display(), admin_tokens = admins, reader_tokens = readers, "serving");
-    axum::serve(listener, router(app, auth, config.request_timeout))
+    let cache = Arc::new(cache::ResponseCache::new(config.response_cache_bytes));
+    axum::serve(listener, router(app, auth, config.request_timeout, cache))
         .with_graceful_shutdown(shutdown_signal(terminate))
         .await?;
     let _ = stop.send(true);
@@ -202,12 +207,18 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     Ok(())
 }
 
-pub fn router(app: AppState, auth: Arc<Auth>, request_timeout: Duration) -> Router {
+pub fn router(
+    app: AppState,
+    auth: Arc<Auth>,
+    request_timeout: Duration,
+    cache: Arc<cache::ResponseCache>,
+) -> Router {
     let state = HttpState {
         schema: api::schema(app.clone()),
         app,
         auth,
         request_timeout,
+        cache,
     };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -259,26 +270,69 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
 
 /// Runs an admitted request. Queries are cut at the request timeout; a mutation is not, as
 /// its transaction may already be committed: cutting the wait would only hide the outcome.
+/// A query's answer may come from, and go to, the response cache.
 async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool) -> Response {
-    let request = api::prepare(request, &state.app);
     let finish = |mut response: async_graphql::Response| {
         api::add_codes(&mut response);
         GraphQLResponse::from(response).into_response()
     };
     if mutation {
+        let request = api::prepare(request, &state.app);
         return finish(state.schema.execute(request).await);
     }
-    match tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await {
-        Ok(response) => finish(response),
-        Err(_) => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "TIMEOUT",
-            &format!(
-                "the query took longer than {} ms and was stopped: ask for smaller pages or fewer fields",
-                state.request_timeout.as_millis()
-            ),
-        ),
+    let cached = state.cache.enabled().then(|| {
+        let generation = (state.app.store.generation(), state.app.rules.generation());
+        let key = cache::Key {
+            query: request.query.clone(),
+            operation: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+        };
+        (generation, key)
+    });
+    if let Some((generation, key)) = &cached
+        && let Some(answer) = state.cache.get(*generation, key)
+    {
+        return graphql_json(answer);
     }
+    let request = api::prepare(request, &state.app);
+    let response = match tokio::time::timeout(state.request_timeout, state.schema.execute(request))
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TIMEOUT",
+                &format!(
+                    "the query took longer than {} ms and was stopped: ask for smaller pages or fewer fields",
+                    state.request_timeout.as_millis()
+                ),
+            );
+        }
+    };
+    match cached {
+        Some((generation, key)) if response.is_ok() => match serde_json::to_vec(&response) {
+            Ok(bytes) => {
+                let answer = Bytes::from(bytes);
+                state.cache.put(generation, key, answer.clone());
+                graphql_json(answer)
+            }
+            Err(_) => finish(response),
+        },
+        _ => finish(response),
+    }
+}
+
+/// A GraphQL answer already serialized, with the content type async-graphql-axum gives one.
+fn graphql_json(answer: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/graphql-response+json"),
+        )],
+        answer,
+    )
+        .into_response()
 }
 
 fn unauthenticated(refusal: Refusal) -> Response {

@@ -75,6 +75,9 @@ pub struct Store {
     path: PathBuf,
     /// Reads run so far; tests use it to check that a page costs a fixed number of reads.
     reads: Arc<AtomicU64>,
+    /// Committed write transactions so far: any answer computed before the last one may be out
+    /// of date (the HTTP layer's response cache keys on it).
+    generation: Arc<AtomicU64>,
 }
 
 const READERS: usize = 4;
@@ -122,7 +125,14 @@ impl Store {
             }),
             path: path.to_path_buf(),
             reads: Arc::new(AtomicU64::new(0)),
+            generation: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Changes after every committed write, before its caller hears of it: an answer computed
+    /// under one generation is current as long as the generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// How many reads ([`Store::read`]) have run on this store.
@@ -142,8 +152,9 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
+        let generation = self.generation.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(run_write(conn, f));
+            let _ = tx.send(run_write(conn, &generation, f));
         });
         self.writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -156,8 +167,9 @@ impl Store {
         F: FnOnce(&Transaction<'_>) -> Result<R> + Send + 'static,
     {
         let (tx, rx) = mpsc::channel();
+        let generation = self.generation.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(run_write(conn, f));
+            let _ = tx.send(run_write(conn, &generation, f));
         });
         self.writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
@@ -218,10 +230,15 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn run_write<R>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<R>) -> Result<R> {
+fn run_write<R>(
+    conn: &mut Connection,
+    generation: &AtomicU64,
+    f: impl FnOnce(&Transaction<'_>) -> Result<R>,
+) -> Result<R> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let value = f(&tx)?;
     tx.commit()?;
+    generation.fetch_add(1, Ordering::Release);
     Ok(value)
 }
 

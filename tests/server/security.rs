@@ -493,3 +493,47 @@ fn a_query_over_the_timeout_is_stopped_but_mutations_are_not_cut() {
     assert!(body["data"]["createGroup"]["id"].is_string(), "{body}");
     assert_eq!(healthz(&server), 200);
 }
+
+// ---- The response cache -------------------------------------------------------------------
+
+#[test]
+fn cached_answers_follow_every_write_and_reload() {
+    let s = crate::harness::fresh();
+    let group = s.create_group("Cached");
+    let user = s.create_user("cached@contoso.com", Some("US"));
+    let query = "query($g: ID!) { group(id: $g) { memberCount members { totalCount } } }";
+    let ask = || s.gql(query, json!({ "g": group }));
+    let first = ask();
+    assert_eq!(first["data"]["group"]["memberCount"], 0, "{first}");
+    assert_eq!(ask(), first, "the same answer while nothing changes");
+    // The mutation's answer arrives after the cache has been made stale.
+    s.add_members(&group, &[&user]);
+    let after = ask();
+    assert_eq!(after["data"]["group"]["memberCount"], 1, "{after}");
+    assert_eq!(
+        after["data"]["group"]["members"]["totalCount"], 1,
+        "{after}"
+    );
+    // A refused reload changes what `rules` answers, and so the cached answer.
+    let rules = "{ rules { lastReloadErrors { message } } }";
+    assert_eq!(
+        s.gql(rules, json!({}))["data"]["rules"]["lastReloadErrors"],
+        json!([])
+    );
+    let edited = crate::harness::copy_rules(&s.rules, s.dir.path(), "edited");
+    let server = Server::start(&s.dir.path().join("second.db"), &edited);
+    assert_eq!(
+        server.gql(rules, json!({}))["data"]["rules"]["lastReloadErrors"],
+        json!([])
+    );
+    std::fs::write(edited.join("broken.rules"), "plan {\n").expect("write");
+    let refused = server.gql("mutation { reloadRules { planCount } }", json!({}));
+    assert!(refused["errors"].is_array(), "{refused}");
+    let now = server.gql(rules, json!({}));
+    assert!(
+        now["data"]["rules"]["lastReloadErrors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{now}"
+    );
+}
