@@ -248,11 +248,11 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
             "userPrincipalName `{upn}` is already taken (compared without regard to case)"
         )));
     }
+    let id = next_id(tx, "users", "last_user_id")?;
     tx.execute(
-        "INSERT INTO users (user_principal_name, display_name, usage_location) VALUES (?1, ?2, ?3)",
-        params![upn, display_name, location.map(Country::code)],
+        "INSERT INTO users (id, user_principal_name, display_name, usage_location) VALUES (?1, ?2, ?3, ?4)",
+        params![id, upn, display_name, location.map(Country::code)],
     )?;
-    let id = tx.last_insert_rowid();
     write_proxies(tx, id, &proxies)?;
     Ok(id)
 }
@@ -383,8 +383,27 @@ pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<(
 
 pub fn create_group(tx: &Transaction<'_>, display_name: &str) -> Result<i64> {
     let name = text("displayName", display_name)?;
-    tx.execute("INSERT INTO groups (display_name) VALUES (?1)", [name])?;
-    Ok(tx.last_insert_rowid())
+    let id = next_id(tx, "groups", "last_group_id")?;
+    tx.execute(
+        "INSERT INTO groups (id, display_name) VALUES (?1, ?2)",
+        params![id, name],
+    )?;
+    Ok(id)
+}
+
+/// A new id for `table`, above every id it ever gave: a deleted user's or group's id never
+/// comes to name another. Rows written without the counter (`generate`) count through
+/// `max(id)`.
+fn next_id(tx: &Transaction<'_>, table: &str, counter: &str) -> Result<i64> {
+    // Both names are this module's constants, never input.
+    Ok(tx.query_row(
+        &format!(
+            "UPDATE directory SET {counter} = max({counter}, (SELECT coalesce(max(id), 0) FROM {table})) + 1
+              WHERE id = 1 RETURNING {counter}"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// G4: a group with licenses, or with assignments still being withdrawn, cannot be deleted.

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::harness::{fresh, license, node_ids, str_of};
+use crate::harness::{Fresh, Server, fresh, license, node_ids, scenario_rules, str_of};
 
 const E3: &str = "ENTERPRISEPACK";
 
@@ -443,4 +443,65 @@ fn stored_errors_naming_deleted_users_and_groups_still_read() {
     s.reprocess_user(&dan);
     s.wait_idle();
     assert_eq!(s.state_of(&dan, E3, Some(&e3))["state"], "ACTIVE");
+}
+
+/// Found by the differential test: SQLite gives a new row max(id) + 1, so deleting the newest
+/// user (or group) and creating another gave the newcomer the deleted one's id, and a stored
+/// error naming the deleted user (C1's other user) came to name the newcomer. Ids are never given
+/// twice, across restarts too.
+#[test]
+fn ids_of_deleted_users_and_groups_are_never_given_again() {
+    let Fresh { server: s, dir } = fresh();
+    s.set_prepaid(E3, 5);
+    let jon = s.create_user_with("jon@contoso.com", Some("US"), &["smtp:sales@contoso.com"]);
+    let kim = s.create_user_with("kim@contoso.com", Some("US"), &["SMTP:Sales@contoso.com"]);
+    let mail = s.create_group("Mail");
+    s.assign_group(&mail, json!([license(E3, &[])]), &[]);
+    s.add_members(&mail, &[&jon]);
+    s.wait_complete(&mail);
+    let v = &s.state_of(&jon, E3, Some(&mail))["errorDetail"]["violations"][0];
+    assert_eq!(v["conflictingUser"]["id"], kim.as_str(), "C1: {v:#}");
+
+    s.ok(
+        "mutation($u: ID!) { deleteUser(id: $u) }",
+        json!({ "u": kim }),
+    );
+    let lea = s.create_user("lea@contoso.com", Some("US"));
+    assert_ne!(lea, kim, "the deleted user's id was given again");
+    let v = &s.state_of(&jon, E3, Some(&mail))["errorDetail"]["violations"][0];
+    assert!(
+        v["conflictingUser"].is_null(),
+        "the stored error names the deleted user, not the newcomer: {v:#}"
+    );
+
+    let temp = s.create_group("Temp");
+    s.ok(
+        "mutation($g: ID!) { deleteGroup(id: $g) }",
+        json!({ "g": temp }),
+    );
+    let next = s.create_group("Next");
+    assert_ne!(next, temp, "the deleted group's id was given again");
+
+    // The highest ids given are stored: a restart does not forget them.
+    s.ok(
+        "mutation($u: ID!) { deleteUser(id: $u) }",
+        json!({ "u": lea }),
+    );
+    s.ok(
+        "mutation($g: ID!) { deleteGroup(id: $g) }",
+        json!({ "g": next }),
+    );
+    drop(s);
+    let s = Server::start(&dir.path().join("t.db"), &scenario_rules());
+    let max = |ids: &[&String]| ids.iter().map(|i| i.parse::<i64>().expect("id")).max();
+    let user = s.create_user("max@contoso.com", None);
+    let group = s.create_group("Again");
+    assert!(
+        user.parse::<i64>().ok() > max(&[&jon, &kim, &lea]),
+        "user id {user} after a restart"
+    );
+    assert!(
+        group.parse::<i64>().ok() > max(&[&mail, &temp, &next]),
+        "group id {group} after a restart"
+    );
 }
