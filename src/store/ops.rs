@@ -474,12 +474,16 @@ pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    // A former member may come back with a withdrawal from the group still blocked (P3), even
+    // once the group has no license left: processing it again retries the withdrawal.
+    let mut rows = tx
+        .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
     let mut added = 0i64;
     for user in &users {
         if insert.execute(params![group, user, seq, now])? == 1 {
             seq += 1;
             added += 1;
-            if licensed {
+            if licensed || rows.exists(params![group, user])? {
                 enqueue_member(tx, group, *user, now)?;
             }
         }

@@ -505,3 +505,49 @@ fn ids_of_deleted_users_and_groups_are_never_given_again() {
         "group id {group} after a restart"
     );
 }
+
+const WA: &str = "WORKPLACE_ANALYTICS";
+
+/// Found by the differential test: adding members processes them for the group (P5), and a
+/// withdrawal that C4 blocked is retried by every later processing of it (P3). A former member
+/// who joins again a group that has no license left used to be skipped, its blocked withdrawal
+/// and its error kept although nothing blocked it any more.
+#[test]
+fn p5_rejoining_a_group_without_licenses_retries_a_blocked_withdrawal() {
+    let s = fresh();
+    s.set_prepaid(E3, 5);
+    s.set_prepaid(WA, 5);
+    let ann = s.create_user("ann@contoso.com", Some("US"));
+    let mail = s.create_group("Mail");
+    let backup = s.create_group("Backup");
+    s.assign_group(&mail, json!([license(E3, &[])]), &[]);
+    s.assign_group(&backup, json!([license(E3, &[])]), &[]);
+    s.add_members(&mail, &[&ann]);
+    s.wait_complete(&mail);
+    // Workplace Analytics needs Exchange, which only Mail's E3 gives.
+    s.assign_direct(&ann, json!([license(WA, &[])]), &[]);
+    s.assign_group(&mail, json!([]), &[E3]);
+    s.wait_complete(&mail);
+    s.remove_members(&mail, &[&ann]);
+    s.wait_complete(&mail);
+    let st = s.state_of(&ann, E3, Some(&mail));
+    assert_eq!(st["state"], "ACTIVE_WITH_ERROR", "P3: blocked: {st:#}");
+    assert_eq!(st["error"], "DEPENDENCY_VIOLATION", "{st:#}");
+
+    // Exchange through Backup too: Mail's withdrawal could go, but nothing has retried it.
+    s.add_members(&backup, &[&ann]);
+    s.wait_complete(&backup);
+    assert_eq!(s.state_of(&ann, E3, Some(&backup))["state"], "ACTIVE");
+    assert!(s.has_state(&ann, E3, Some(&mail)), "nothing automatic yet");
+
+    s.add_members(&mail, &[&ann]);
+    s.wait_idle();
+    assert!(
+        !s.has_state(&ann, E3, Some(&mail)),
+        "joining again processed ann for Mail: the withdrawal went: {:#}",
+        json!(s.states(&ann))
+    );
+    let group = s.group(&mail);
+    assert_eq!(group["licenseErrorCount"], 0, "{group:#}");
+    assert_eq!(s.seats(E3).1, 1, "ann holds E3 once, through Backup (L1)");
+}
