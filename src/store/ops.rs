@@ -256,11 +256,11 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
             "userPrincipalName `{upn}` is already taken (compared without regard to case)"
         )));
     }
+    let id = next_id(tx, "users", "last_user_id")?;
     tx.execute(
-        "INSERT INTO users (user_principal_name, display_name, usage_location) VALUES (?1, ?2, ?3)",
-        params![upn, display_name, location.map(Country::code)],
+        "INSERT INTO users (id, user_principal_name, display_name, usage_location) VALUES (?1, ?2, ?3, ?4)",
+        params![id, upn, display_name, location.map(Country::code)],
     )?;
-    let id = tx.last_insert_rowid();
     write_proxies(tx, id, &proxies)?;
     Ok(id)
 }
@@ -391,8 +391,27 @@ pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<(
 
 pub fn create_group(tx: &Transaction<'_>, display_name: &str) -> Result<i64> {
     let name = text("displayName", display_name)?;
-    tx.execute("INSERT INTO groups (display_name) VALUES (?1)", [name])?;
-    Ok(tx.last_insert_rowid())
+    let id = next_id(tx, "groups", "last_group_id")?;
+    tx.execute(
+        "INSERT INTO groups (id, display_name) VALUES (?1, ?2)",
+        params![id, name],
+    )?;
+    Ok(id)
+}
+
+/// A new id for `table`, above every id it ever gave: a deleted user's or group's id never
+/// comes to name another. Rows written without the counter (`generate`) count through
+/// `max(id)`.
+fn next_id(tx: &Transaction<'_>, table: &str, counter: &str) -> Result<i64> {
+    // Both names are this module's constants, never input.
+    Ok(tx.query_row(
+        &format!(
+            "UPDATE directory SET {counter} = max({counter}, (SELECT coalesce(max(id), 0) FROM {table})) + 1
+              WHERE id = 1 RETURNING {counter}"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// G4: a group with licenses, or with assignments still being withdrawn, cannot be deleted.
@@ -463,12 +482,16 @@ pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
+    // A former member may come back with a withdrawal from the group still blocked (P3), even
+    // once the group has no license left: processing it again retries the withdrawal.
+    let mut rows = tx
+        .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
     let mut added = 0i64;
     for user in &users {
         if insert.execute(params![group, user, seq, now])? == 1 {
             seq += 1;
             added += 1;
-            if licensed {
+            if licensed || rows.exists(params![group, user])? {
                 enqueue_member(tx, group, *user, now)?;
             }
         }

@@ -135,6 +135,16 @@ INSERT INTO group_errors (group_id, error_code, users)
     SELECT group_id, '', count(DISTINCT user_id) FROM assignments
      WHERE error_code IS NOT NULL GROUP BY group_id;
 "#,
+    // 4: SQLite gives a new row max(id) + 1, so deleting the newest user or group and creating
+    // another reused its id, and stored errors (C1's other user, C3's conflicting group) and
+    // clients holding the old id came to name someone else. The highest id ever given, per
+    // table: new ids start above it.
+    r#"
+ALTER TABLE directory ADD COLUMN last_user_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE directory ADD COLUMN last_group_id INTEGER NOT NULL DEFAULT 0;
+UPDATE directory SET last_user_id = (SELECT coalesce(max(id), 0) FROM users),
+                     last_group_id = (SELECT coalesce(max(id), 0) FROM groups);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::harness::{fresh, license, node_ids, str_of};
+use crate::harness::{Fresh, Server, fresh, license, node_ids, scenario_rules, str_of};
 
 const E3: &str = "ENTERPRISEPACK";
 
@@ -443,4 +443,111 @@ fn stored_errors_naming_deleted_users_and_groups_still_read() {
     s.reprocess_user(&dan);
     s.wait_idle();
     assert_eq!(s.state_of(&dan, E3, Some(&e3))["state"], "ACTIVE");
+}
+
+/// Found by the differential test: SQLite gives a new row max(id) + 1, so deleting the newest
+/// user (or group) and creating another gave the newcomer the deleted one's id, and a stored
+/// error naming the deleted user (C1's other user) came to name the newcomer. Ids are never given
+/// twice, across restarts too.
+#[test]
+fn ids_of_deleted_users_and_groups_are_never_given_again() {
+    let Fresh { server: s, dir } = fresh();
+    s.set_prepaid(E3, 5);
+    let jon = s.create_user_with("jon@contoso.com", Some("US"), &["smtp:sales@contoso.com"]);
+    let kim = s.create_user_with("kim@contoso.com", Some("US"), &["SMTP:Sales@contoso.com"]);
+    let mail = s.create_group("Mail");
+    s.assign_group(&mail, json!([license(E3, &[])]), &[]);
+    s.add_members(&mail, &[&jon]);
+    s.wait_complete(&mail);
+    let v = &s.state_of(&jon, E3, Some(&mail))["errorDetail"]["violations"][0];
+    assert_eq!(v["conflictingUser"]["id"], kim.as_str(), "C1: {v:#}");
+
+    s.ok(
+        "mutation($u: ID!) { deleteUser(id: $u) }",
+        json!({ "u": kim }),
+    );
+    let lea = s.create_user("lea@contoso.com", Some("US"));
+    assert_ne!(lea, kim, "the deleted user's id was given again");
+    let v = &s.state_of(&jon, E3, Some(&mail))["errorDetail"]["violations"][0];
+    assert!(
+        v["conflictingUser"].is_null(),
+        "the stored error names the deleted user, not the newcomer: {v:#}"
+    );
+
+    let temp = s.create_group("Temp");
+    s.ok(
+        "mutation($g: ID!) { deleteGroup(id: $g) }",
+        json!({ "g": temp }),
+    );
+    let next = s.create_group("Next");
+    assert_ne!(next, temp, "the deleted group's id was given again");
+
+    // The highest ids given are stored: a restart does not forget them.
+    s.ok(
+        "mutation($u: ID!) { deleteUser(id: $u) }",
+        json!({ "u": lea }),
+    );
+    s.ok(
+        "mutation($g: ID!) { deleteGroup(id: $g) }",
+        json!({ "g": next }),
+    );
+    drop(s);
+    let s = Server::start(&dir.path().join("t.db"), &scenario_rules());
+    let max = |ids: &[&String]| ids.iter().map(|i| i.parse::<i64>().expect("id")).max();
+    let user = s.create_user("max@contoso.com", None);
+    let group = s.create_group("Again");
+    assert!(
+        user.parse::<i64>().ok() > max(&[&jon, &kim, &lea]),
+        "user id {user} after a restart"
+    );
+    assert!(
+        group.parse::<i64>().ok() > max(&[&mail, &temp, &next]),
+        "group id {group} after a restart"
+    );
+}
+
+const WA: &str = "WORKPLACE_ANALYTICS";
+
+/// Found by the differential test: adding members processes them for the group (P5), and a
+/// withdrawal that C4 blocked is retried by every later processing of it (P3). A former member
+/// who joins again a group that has no license left used to be skipped, its blocked withdrawal
+/// and its error kept although nothing blocked it any more.
+#[test]
+fn p5_rejoining_a_group_without_licenses_retries_a_blocked_withdrawal() {
+    let s = fresh();
+    s.set_prepaid(E3, 5);
+    s.set_prepaid(WA, 5);
+    let ann = s.create_user("ann@contoso.com", Some("US"));
+    let mail = s.create_group("Mail");
+    let backup = s.create_group("Backup");
+    s.assign_group(&mail, json!([license(E3, &[])]), &[]);
+    s.assign_group(&backup, json!([license(E3, &[])]), &[]);
+    s.add_members(&mail, &[&ann]);
+    s.wait_complete(&mail);
+    // Workplace Analytics needs Exchange, which only Mail's E3 gives.
+    s.assign_direct(&ann, json!([license(WA, &[])]), &[]);
+    s.assign_group(&mail, json!([]), &[E3]);
+    s.wait_complete(&mail);
+    s.remove_members(&mail, &[&ann]);
+    s.wait_complete(&mail);
+    let st = s.state_of(&ann, E3, Some(&mail));
+    assert_eq!(st["state"], "ACTIVE_WITH_ERROR", "P3: blocked: {st:#}");
+    assert_eq!(st["error"], "DEPENDENCY_VIOLATION", "{st:#}");
+
+    // Exchange through Backup too: Mail's withdrawal could go, but nothing has retried it.
+    s.add_members(&backup, &[&ann]);
+    s.wait_complete(&backup);
+    assert_eq!(s.state_of(&ann, E3, Some(&backup))["state"], "ACTIVE");
+    assert!(s.has_state(&ann, E3, Some(&mail)), "nothing automatic yet");
+
+    s.add_members(&mail, &[&ann]);
+    s.wait_idle();
+    assert!(
+        !s.has_state(&ann, E3, Some(&mail)),
+        "joining again processed ann for Mail: the withdrawal went: {:#}",
+        json!(s.states(&ann))
+    );
+    let group = s.group(&mail);
+    assert_eq!(group["licenseErrorCount"], 0, "{group:#}");
+    assert_eq!(s.seats(E3).1, 1, "ann holds E3 once, through Backup (L1)");
 }
