@@ -629,12 +629,15 @@ struct TenantView {
     groups: BTreeMap<u64, GroupView>,
 }
 
+/// The whole tenant in one query: the tenants here are small (a few users and groups), and the
+/// pages are sized to stay under the server's complexity limit; a missing user or group would
+/// show as a difference from the model.
 fn snapshot_query() -> String {
     format!(
         "query {{
   directory {{ defaultUsageLocation }}
   products {{ skuPartNumber prepaidUnits consumedUnits availableUnits }}
-  users(first: 1000) {{ edges {{ node {{
+  users(first: 200) {{ edges {{ node {{
     id usageLocation effectiveUsageLocation proxyAddresses memberOf {{ id }} hasLicenseErrors
     assignedLicenses {{ product {{ skuPartNumber }} enabledPlans {{ servicePlanName }} }}
     licenseAssignmentStates {{
@@ -642,12 +645,12 @@ fn snapshot_query() -> String {
       state error errorDetail {{ violations {{ {VIOLATION} }} }}
     }}
   }} }} }}
-  groups(first: 1000) {{ edges {{ node {{
-    id memberCount members(first: 1000) {{ edges {{ node {{ id }} }} }}
+  groups(first: 50) {{ edges {{ node {{
+    id memberCount members(first: 200) {{ edges {{ node {{ id }} }} }}
     assignedLicenses {{ product {{ skuPartNumber }} disabledPlans {{ servicePlanName }} }}
     licenseProcessingState hasMembersWithLicenseErrors licenseErrorCount
     licenseErrorCounts {{ error count }}
-    membersWithLicenseErrors(first: 1000) {{ edges {{ node {{ id }} }} }}
+    membersWithLicenseErrors(first: 200) {{ edges {{ node {{ id }} }} }}
   }} }} }}
 }}"
     )
