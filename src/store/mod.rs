@@ -81,8 +81,6 @@ pub struct Store {
 }
 
 const READERS: usize = 4;
-/// Upper bound of the writer's page cache, in KiB.
-const WRITER_CACHE_KIB: i64 = 256 * 1024;
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, applies the migrations it lacks and
@@ -93,11 +91,6 @@ impl Store {
         // WAL: readers never wait for the writer, and a crash loses no committed transaction.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // The writer walks the assignment indexes of a whole group per run; SQLite's default
-        // 2 MiB page cache makes it re-read (from the OS) pages it just wrote. The cache only
-        // grows as pages are used, so a small tenant stays small.
-        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
         schema::migrate(&mut conn)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
