@@ -54,3 +54,33 @@ fn catalog_inputs_import_to_rules_that_compile_or_fail_cleanly() {
         invariants::check_catalog(csv, json);
     });
 }
+
+// Inputs past what the fuzzers generate (a few kilobytes): found while writing the targets, by
+// reading the code they exercise.
+
+/// Recovery after a parse error looked for the next statement from the top of the file for every
+/// statement, so one typo made a long file quadratic to check.
+#[test]
+fn one_parse_error_in_a_long_file_is_reported_in_linear_time() {
+    use std::fmt::Write as _;
+    let mut text = String::from("plan BROKEN == \"the error\"\n");
+    for i in 0..1_000 {
+        writeln!(text, "plan P{i} = \"Plan {i}\"").expect("writing to a String");
+    }
+    for i in 0..39_000 {
+        writeln!(text, "conflict P{} with P{}", i % 1_000, (i + 1) % 1_000)
+            .expect("writing to a String");
+    }
+    let started = std::time::Instant::now();
+    let failure = group_licensing::rules::compile_texts([("long.rules", text.as_str())])
+        .expect_err("the first line is not valid");
+    let elapsed = started.elapsed();
+    assert_eq!(failure.errors.len(), 1, "{:?}", failure.errors);
+    assert_eq!((failure.errors[0].line, failure.errors[0].column), (1, 14));
+    // Linear, this takes about a second in a debug build; with the quadratic search, half as many
+    // statements took 29 s.
+    assert!(
+        elapsed < std::time::Duration::from_secs(15),
+        "took {elapsed:?}"
+    );
+}

@@ -84,8 +84,10 @@ fn next_statement(
     file: FileId,
 ) -> Result<Option<(Statement, usize)>, ParseError> {
     // The statement ends before the next line that starts with a statement keyword; parsing no
-    // further keeps recovery linear (pest indexes the lines of all the input it is given).
-    let end = keyword_line(text, 0, first_token(text, pos)).unwrap_or(text.len());
+    // further keeps recovery linear (pest indexes the lines of all the input it is given). The
+    // search starts on the statement's own line, not at the top of the file, for the same reason.
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let end = keyword_line(text, line_start, first_token(text, pos)).unwrap_or(text.len());
     let rest = &text[pos..end];
     let mut pairs =
         RulesParser::parse(Rule::one_statement, rest).map_err(|e| parse_error(text, pos, &e))?;
