@@ -55,6 +55,25 @@ fn catalog_inputs_import_to_rules_that_compile_or_fail_cleanly() {
     });
 }
 
+/// A parse error's underline was as many bytes long as the token had characters, so a token with
+/// non-ASCII letters was underlined only in part (`rules/underline-of-a-non-ascii-token` is the
+/// fuzzer's input; this is the case spelled out).
+#[test]
+fn a_parse_error_underlines_a_non_ascii_token_whole() {
+    let failure = group_licensing::rules::compile_texts([("u.rules", "plan A \"ééé\"\n")])
+        .expect_err("`=` is missing");
+    let error = &failure.errors[0];
+    assert!(
+        error.message.ends_with("found the quoted name `\"ééé\"`"),
+        "{error:?}"
+    );
+    assert_eq!(
+        (error.line, error.column, error.width),
+        (1, 8, 5),
+        "{error:?}"
+    );
+}
+
 // Inputs past what the fuzzers generate (a few kilobytes): found while writing the targets, by
 // reading the code they exercise.
 
