@@ -103,3 +103,61 @@ fn one_parse_error_in_a_long_file_is_reported_in_linear_time() {
         "took {elapsed:?}"
     );
 }
+
+/// A CSV of `plans` distinct service plans, eight to a product.
+fn catalog_of(plans: usize) -> String {
+    let mut csv = String::from(
+        "Product_Display_Name,String_Id,GUID,Service_Plan_Name,Service_Plan_Id,Service_Plans_Included_Friendly_Names\n",
+    );
+    for i in 0..plans {
+        let product = i / 8;
+        csv.push_str(&format!(
+            "Product {product},SKU_{product},{product:08x}-0000-4000-8000-000000000000,PLAN_{i},{i:08x}-1111-4000-8000-000000000000,Plan {i}\n"
+        ));
+    }
+    csv
+}
+
+/// The importer wrote every plan of a catalog past the rule table's limit, and the server then
+/// refused to load the file: it must refuse the import itself. Fuzz inputs of a few kilobytes hold
+/// a few dozen rows, far from the limit.
+#[test]
+fn a_catalog_past_the_plan_limit_is_refused_by_the_import() {
+    use group_licensing::rules::MAX_PLANS;
+    use group_licensing::rules::catalog::{ImportError, import_catalog};
+
+    let at_limit = catalog_of(MAX_PLANS);
+    invariants::check_catalog(at_limit.as_bytes(), None);
+    let report = import_catalog(at_limit.as_bytes(), None).expect("the limit itself is fine");
+    let compiled = group_licensing::rules::compile_texts([("c.rules", report.text.as_str())])
+        .expect("the import compiles");
+    assert_eq!(compiled.table.plan_count(), MAX_PLANS);
+
+    let past = catalog_of(MAX_PLANS + 1);
+    invariants::check_catalog(past.as_bytes(), None);
+    let error = import_catalog(past.as_bytes(), None).expect_err("one plan too many");
+    assert!(
+        matches!(error, ImportError::TooManyPlans { count, from_sets: 0 } if count == MAX_PLANS + 1),
+        "{error:?}"
+    );
+
+    // A plan that only the exclusive sets name counts too.
+    let json = r#"{"Set": [
+        {"servicePlanName": "PLAN_0", "servicePlanId": "00000000-1111-4000-8000-000000000000"},
+        {"servicePlanName": "ONLY_IN_THE_SET", "servicePlanId": "ffffffff-1111-4000-8000-000000000000"}
+    ]}"#;
+    invariants::check_catalog(at_limit.as_bytes(), Some(json.as_bytes()));
+    let error = import_catalog(at_limit.as_bytes(), Some(json.as_bytes()))
+        .expect_err("the set's plan is one too many");
+    assert!(
+        matches!(error, ImportError::TooManyPlans { count, from_sets: 1 } if count == MAX_PLANS + 1),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the catalog has {} service plans (1 of them named only by the exclusive sets), more than the {MAX_PLANS} a rule table holds",
+            MAX_PLANS + 1
+        )
+    );
+}

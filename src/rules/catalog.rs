@@ -28,6 +28,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::compile::is_guid;
+use super::planset::MAX_PLANS;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use super::parser::{quote_name, quote_string};
@@ -62,12 +63,26 @@ pub enum ImportError {
         column: &'static str,
         value: String,
     },
+    #[error(
+        "the catalog has {count} service plans{}, more than the {MAX_PLANS} a rule table holds",
+        sets_share(*from_sets)
+    )]
+    TooManyPlans { count: usize, from_sets: usize },
     #[error("the exclusive-sets JSON is not valid JSON: {0}")]
     JsonMalformed(#[source] serde_json::Error),
     #[error(
         "the exclusive-sets JSON does not have the expected shape (an object mapping each label to a list of {{\"servicePlanName\", \"servicePlanId\"}} objects): {0}"
     )]
     JsonShape(String),
+}
+
+/// How many of the plans the exclusive sets alone brought in, when any did.
+fn sets_share(from_sets: usize) -> String {
+    if from_sets == 0 {
+        String::new()
+    } else {
+        format!(" ({from_sets} of them named only by the exclusive sets)")
+    }
 }
 
 const PRODUCT_DISPLAY_NAME: &str = "Product_Display_Name";
@@ -100,6 +115,13 @@ pub fn import_catalog(
         Some(json) => Some(catalog.exclusive_sets(parse_exclusive(json)?, &mut notes)),
         None => None,
     };
+    // Refused here rather than written out as rules that the server would refuse to load.
+    if catalog.plans.len() > MAX_PLANS {
+        return Err(ImportError::TooManyPlans {
+            count: catalog.plans.len(),
+            from_sets: catalog.extra_plans,
+        });
+    }
     let text = catalog.render(sets.as_deref());
     Ok(ImportReport { text, notes })
 }
