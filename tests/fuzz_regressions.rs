@@ -161,3 +161,22 @@ fn a_catalog_past_the_plan_limit_is_refused_by_the_import() {
         )
     );
 }
+
+/// Row numbers were one short after each `\r\n` (the `csv` crate's `Position::line` counts only
+/// `\n`), and Microsoft's CSV ends every line so (`catalog_csv/row-number-*` are the fuzzer's
+/// inputs, for errors; this is the case of the notes).
+#[test]
+fn rows_are_numbered_as_an_editor_numbers_the_lines_of_a_crlf_file() {
+    let csv = "Product_Display_Name,String_Id,GUID,Service_Plan_Name,Service_Plan_Id,Service_Plans_Included_Friendly_Names\r\n\
+        P,P,11111111-0000-4000-8000-000000000000,A,aaaaaaaa-0000-4000-8000-000000000000,A\r\n\
+        \r\n\
+        P,P,11111111-0000-4000-8000-000000000000,B,bbbbbbbb-0000-4000-8000-000000000000,B  B\r\n";
+    let report = group_licensing::rules::catalog::import_catalog(csv.as_bytes(), None)
+        .expect("the CSV imports");
+    assert_eq!(
+        report.notes,
+        [
+            "Service_Plans_Included_Friendly_Names \"B  B\" normalised to \"B B\" (1 row, first at row 4)"
+        ]
+    );
+}
