@@ -28,6 +28,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::compile::is_guid;
+use super::planset::MAX_PLANS;
 use serde::de::{Deserializer, MapAccess, Visitor};
 
 use super::parser::{quote_name, quote_string};
@@ -62,12 +63,26 @@ pub enum ImportError {
         column: &'static str,
         value: String,
     },
+    #[error(
+        "the catalog has {count} service plans{}, more than the {MAX_PLANS} a rule table holds",
+        sets_share(*from_sets)
+    )]
+    TooManyPlans { count: usize, from_sets: usize },
     #[error("the exclusive-sets JSON is not valid JSON: {0}")]
     JsonMalformed(#[source] serde_json::Error),
     #[error(
         "the exclusive-sets JSON does not have the expected shape (an object mapping each label to a list of {{\"servicePlanName\", \"servicePlanId\"}} objects): {0}"
     )]
     JsonShape(String),
+}
+
+/// How many of the plans the exclusive sets alone brought in, when any did.
+fn sets_share(from_sets: usize) -> String {
+    if from_sets == 0 {
+        String::new()
+    } else {
+        format!(" ({from_sets} of them named only by the exclusive sets)")
+    }
 }
 
 const PRODUCT_DISPLAY_NAME: &str = "Product_Display_Name";
@@ -100,6 +115,13 @@ pub fn import_catalog(
         Some(json) => Some(catalog.exclusive_sets(parse_exclusive(json)?, &mut notes)),
         None => None,
     };
+    // Refused here rather than written out as rules that the server would refuse to load.
+    if catalog.plans.len() > MAX_PLANS {
+        return Err(ImportError::TooManyPlans {
+            count: catalog.plans.len(),
+            from_sets: catalog.extra_plans,
+        });
+    }
     let text = catalog.render(sets.as_deref());
     Ok(ImportReport { text, notes })
 }
@@ -184,10 +206,13 @@ fn read_rows(csv: &[u8], notes: &mut Vec<String>) -> Result<Vec<Row>, ImportErro
     let mut rows = Vec::new();
     let mut normalisations: Vec<NormalisationNote> = Vec::new();
     let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
+    let mut lines = LineCounter::new(csv);
     for (n, record) in reader.records().enumerate() {
         let record = record?;
         // Row numbers as a person counts them in a text editor: the header is line 1.
-        let line = record.position().map_or(n as u64 + 2, |p| p.line().max(1));
+        let line = record
+            .position()
+            .map_or(n as u64 + 2, |p| lines.line_at(p.byte()));
         let mut fields: [String; 6] = Default::default();
         for ((field, column), at) in fields.iter_mut().zip(COLUMNS).zip(index) {
             let raw = record.get(at).unwrap_or("");
@@ -240,6 +265,52 @@ fn read_rows(csv: &[u8], notes: &mut Vec<String>) -> Result<Vec<Row>, ImportErro
         ));
     }
     Ok(rows)
+}
+
+/// Line numbers of byte offsets, counted as an editor does: after `\n`, `\r\n` or a lone `\r`.
+///
+/// The `csv` crate's own `Position::line` counts only `\n` and stops one short after a `\r\n`
+/// (Microsoft's CSV ends its lines so), and a record's `Position::byte` is where the reader
+/// started on it: at the line break before it, or at the blank lines it skipped.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    /// Counted up to here.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a [u8]) -> Self {
+        LineCounter {
+            text,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first character at or after `byte` that is not a line break. Offsets must
+    /// come in increasing order (records do), so that the whole file is counted once.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut start = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .clamp(self.at, self.text.len());
+        while self
+            .text
+            .get(start)
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            start += 1;
+        }
+        let span = &self.text[self.at..start];
+        let breaks = span
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && span.get(i + 1) != Some(&b'\n')))
+            .count();
+        self.line += breaks as u64;
+        self.at = start;
+        self.line
+    }
 }
 
 /// Values seen for one field of one plan or product, in order of first appearance.

@@ -121,6 +121,9 @@ impl Sources {
             .find('\n')
             .map_or(file.text.len(), |i| line_start + i);
         let source_line = file.text[line_start..line_end].trim_end_matches('\r');
+        // The `\r`s that end a line are not shown, so a place among them (the end of a file whose
+        // last line ends in `\r`) is shown just past the line rather than past its edge.
+        let start = start.min(line_start + source_line.len());
         let column = file.text[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(&file.text, span.end.clamp(start, line_end));
         let width = file.text[start..end].trim_end_matches('\r').chars().count();

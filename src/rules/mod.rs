@@ -55,11 +55,23 @@ pub fn load_dir(dir: &Path) -> Result<Compiled, RulesError> {
         return Err(RulesError::NoFiles(dir.to_path_buf()));
     }
     paths.sort();
-    let mut sources = Sources::default();
-    let mut encoding_errors = Vec::new();
+    let mut files = Vec::with_capacity(paths.len());
     for path in &paths {
         let bytes = std::fs::read(path).map_err(io(path))?;
-        let name = path.display().to_string();
+        files.push((path.display().to_string(), bytes));
+    }
+    compile_files(files).map_err(RulesError::Invalid)
+}
+
+/// Compiles files given as `(name, bytes)` pairs, in the order given, as one namespace: what
+/// [`load_dir`] does once it has read them. A file that is not UTF-8 is an error pointing at its
+/// first bad byte; the other files are still checked.
+pub fn compile_files(
+    files: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> Result<Compiled, CompileFailure> {
+    let mut sources = Sources::default();
+    let mut encoding_errors = Vec::new();
+    for (name, bytes) in files {
         match String::from_utf8(bytes) {
             Ok(text) => {
                 sources.add(name, text);
@@ -87,13 +99,13 @@ pub fn load_dir(dir: &Path) -> Result<Compiled, RulesError> {
     let compiled = compile(&sources);
     match (compiled, encoding_errors.is_empty()) {
         (Ok(compiled), true) => Ok(compiled),
-        (Ok(compiled), false) => Err(RulesError::Invalid(CompileFailure {
+        (Ok(compiled), false) => Err(CompileFailure {
             errors: encoding_errors,
             warnings: compiled.warnings,
-        })),
+        }),
         (Err(mut failure), _) => {
             failure.errors.extend(encoding_errors);
-            Err(RulesError::Invalid(failure))
+            Err(failure)
         }
     }
 }

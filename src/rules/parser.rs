@@ -19,7 +19,8 @@ struct RulesParser;
 /// Where a parse error is and what it says; turned into a [`Diagnostic`] by the caller.
 struct ParseError {
     at: usize,
-    width: usize,
+    /// In bytes, like `at`: the two make the span that the diagnostic underlines.
+    len: usize,
     message: String,
 }
 
@@ -64,7 +65,7 @@ pub fn parse_file(
                 let span = Span {
                     file,
                     start: error.at,
-                    end: error.at + error.width,
+                    end: error.at + error.len,
                 };
                 diagnostics.push(sources.diagnostic(Severity::Error, span, error.message));
                 match resume_point(text, pos, error.at) {
@@ -84,8 +85,10 @@ fn next_statement(
     file: FileId,
 ) -> Result<Option<(Statement, usize)>, ParseError> {
     // The statement ends before the next line that starts with a statement keyword; parsing no
-    // further keeps recovery linear (pest indexes the lines of all the input it is given).
-    let end = keyword_line(text, 0, first_token(text, pos)).unwrap_or(text.len());
+    // further keeps recovery linear (pest indexes the lines of all the input it is given). The
+    // search starts on the statement's own line, not at the top of the file, for the same reason.
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let end = keyword_line(text, line_start, first_token(text, pos)).unwrap_or(text.len());
     let rest = &text[pos..end];
     let mut pairs =
         RulesParser::parse(Rule::one_statement, rest).map_err(|e| parse_error(text, pos, &e))?;
@@ -153,7 +156,7 @@ fn parse_error(text: &str, offset: usize, error: &pest::error::Error<Rule>) -> P
             InputLocation::Span((s, _)) => s,
         };
     let found = describe_found(text, at);
-    let width = found.width;
+    let len = found.len;
     let message = match &error.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             if positives.contains(&Rule::closing_quote) {
@@ -168,12 +171,13 @@ fn parse_error(text: &str, offset: usize, error: &pest::error::Error<Rule>) -> P
         }
         ErrorVariant::CustomError { message } => message.clone(),
     };
-    ParseError { at, width, message }
+    ParseError { at, len, message }
 }
 
 struct Found {
     text: String,
-    width: usize,
+    /// The token's length in bytes.
+    len: usize,
 }
 
 /// Names what stands at `at` the way an admin would see it: a word, a quoted name, a symbol, or
@@ -184,13 +188,13 @@ fn describe_found(text: &str, at: usize) -> Found {
     let Some(first) = rest.chars().next() else {
         return Found {
             text: "the end of the file".into(),
-            width: 1,
+            len: 1,
         };
     };
     if first == '\n' || first == '\r' {
         return Found {
             text: "the end of the line".into(),
-            width: 1,
+            len: 1,
         };
     }
     let token = if is_name_char(first) {
@@ -204,7 +208,6 @@ fn describe_found(text: &str, at: usize) -> Found {
     } else {
         &rest[..first.len_utf8()]
     };
-    let width = token.chars().count().max(1);
     let shown: String = token.chars().take(40).collect();
     let kind = if token.starts_with('"') {
         "the quoted name"
@@ -215,7 +218,7 @@ fn describe_found(text: &str, at: usize) -> Found {
     };
     Found {
         text: format!("{kind} `{shown}`"),
-        width,
+        len: token.len().max(1),
     }
 }
 
