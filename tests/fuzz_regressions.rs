@@ -78,9 +78,11 @@ fn a_parse_error_underlines_a_non_ascii_token_whole() {
 // reading the code they exercise.
 
 /// Recovery after a parse error looked for the next statement from the top of the file for every
-/// statement, so one typo made a long file quadratic to check.
+/// statement, so one typo made a long file quadratic to check (half as many statements took 29 s
+/// in a debug build; now about a second). Time is not asserted here (the project measures it in
+/// benchmarks, not tests): a return of the quadratic search shows as this test slowing down.
 #[test]
-fn one_parse_error_in_a_long_file_is_reported_in_linear_time() {
+fn one_parse_error_in_a_long_file_is_reported_once() {
     use std::fmt::Write as _;
     let mut text = String::from("plan BROKEN == \"the error\"\n");
     for i in 0..1_000 {
@@ -90,18 +92,10 @@ fn one_parse_error_in_a_long_file_is_reported_in_linear_time() {
         writeln!(text, "conflict P{} with P{}", i % 1_000, (i + 1) % 1_000)
             .expect("writing to a String");
     }
-    let started = std::time::Instant::now();
     let failure = group_licensing::rules::compile_texts([("long.rules", text.as_str())])
         .expect_err("the first line is not valid");
-    let elapsed = started.elapsed();
     assert_eq!(failure.errors.len(), 1, "{:?}", failure.errors);
     assert_eq!((failure.errors[0].line, failure.errors[0].column), (1, 14));
-    // Linear, this takes about a second in a debug build; with the quadratic search, half as many
-    // statements took 29 s.
-    assert!(
-        elapsed < std::time::Duration::from_secs(15),
-        "took {elapsed:?}"
-    );
 }
 
 /// A CSV of `plans` distinct service plans, eight to a product.
