@@ -676,3 +676,31 @@ fn the_scenario_fixture_is_the_rules_block_of_the_seed_scenarios() {
     assert_eq!(body, &doc[start..end]);
     table(fixture);
 }
+
+/// A file full of unknown plans (a catalog renamed wholesale) gets a guess for the first 100
+/// only: each guess compares the name with every plan.
+#[test]
+fn only_the_first_hundred_unknown_plans_get_a_guess() {
+    use std::fmt::Write as _;
+    let mut text = String::from("plan EXCHANGE_S_STANDARD = \"Exchange\"\n");
+    for i in 0..150 {
+        writeln!(text, "product P{i} = \"P\" {{ EXCHANGE_S_STANDRD }}").expect("write");
+    }
+    let failure = compile(&text).expect_err("unknown plans");
+    let unknown: Vec<_> = failure
+        .errors
+        .iter()
+        .filter(|d| d.message.starts_with("unknown plan"))
+        .collect();
+    assert_eq!(unknown.len(), 150);
+    let guessed = unknown
+        .iter()
+        .filter(|d| d.message.contains("did you mean `EXCHANGE_S_STANDARD`"))
+        .count();
+    assert_eq!(guessed, 100);
+    assert!(
+        unknown[..100]
+            .iter()
+            .all(|d| d.message.contains("did you mean"))
+    );
+}

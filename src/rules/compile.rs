@@ -39,6 +39,7 @@ pub fn compile(sources: &Sources) -> Result<Compiled, CompileFailure> {
         plan_decls: HashMap::new(),
         product_decls: HashMap::new(),
         ids: HashMap::new(),
+        suggestions_left: MAX_SUGGESTIONS,
     };
     compiler.declare(&statements);
     compiler.resolve(&statements);
@@ -82,7 +83,13 @@ struct Compiler<'s> {
     /// separate namespaces for ids as for names (Microsoft's catalog gives one GUID to a plan and
     /// to a product).
     ids: HashMap<(IdSpace, String), (String, Span)>,
+    /// "Did you mean" searches still allowed (each compares the name with every plan).
+    suggestions_left: usize,
 }
+
+/// Unknown plan names that get a "did you mean": past these, a file full of unknown names (a
+/// catalog renamed wholesale) would spend seconds on guesses nobody reads.
+const MAX_SUGGESTIONS: usize = 100;
 
 impl Compiler<'_> {
     fn error(&mut self, span: Span, message: String) {
@@ -215,7 +222,13 @@ impl Compiler<'_> {
             return Some(*id);
         }
         let mut message = format!("unknown plan `{}` {context}", name.value);
-        if let Some(suggestion) = self.suggest_plan(&name.value) {
+        let suggestion = if self.suggestions_left > 0 {
+            self.suggestions_left -= 1;
+            self.suggest_plan(&name.value)
+        } else {
+            None
+        };
+        if let Some(suggestion) = suggestion {
             message.push_str(&format!(": did you mean `{suggestion}`?"));
         } else if self.product_decls.contains_key(&name.value) {
             message.push_str(": that is a product; list its plans instead");
