@@ -24,8 +24,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts `group-licensing serve --demo` and returns it with the address it printed.
-fn start_demo_server(db: &Path) -> (Server, String) {
+/// Starts `group-licensing serve --demo` (with `env`) and returns it with the address it printed.
+fn start_demo_server(db: &Path, env: &[(&str, &str)]) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
         .arg("serve")
         .arg("--db")
@@ -34,6 +34,9 @@ fn start_demo_server(db: &Path) -> (Server, String) {
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
         .args(["--listen", "127.0.0.1:0", "--demo"])
         .env("RUST_LOG", "warn")
+        .env_remove("GROUP_LICENSING_ADMIN_TOKENS")
+        .env_remove("GROUP_LICENSING_READER_TOKENS")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("the server starts");
@@ -95,7 +98,7 @@ fn graphiql_runs_a_query_in_headless_chromium_offline() {
     install_playwright();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_server, base) = start_demo_server(&dir.path().join("demo.db"));
+    let (_server, base) = start_demo_server(&dir.path().join("demo.db"), &[]);
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql.png");
     let _ = std::fs::remove_file(&screenshot);
@@ -137,4 +140,53 @@ fn graphiql_runs_a_query_in_headless_chromium_offline() {
         screenshot.display()
     );
     println!("screenshot: {}", screenshot.display());
+}
+
+/// With tokens configured, GraphiQL still works: the page itself is served to anyone, and the
+/// token typed in its Headers tab goes with the query (its first schema fetch, before the token
+/// is typed, is refused with 401, which the script is told to expect).
+#[test]
+fn graphiql_sends_the_token_typed_in_its_headers_editor() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing (run .ci/browser-setup)"
+    );
+    assert!(
+        graphiql::BUNDLE_EMBEDDED,
+        "this build has no GraphiQL bundle"
+    );
+    install_playwright();
+    const READER: &str = "reader-token-for-the-browser-test";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_server, base) = start_demo_server(
+        &dir.path().join("demo.db"),
+        &[
+            ("GROUP_LICENSING_READER_TOKENS", READER),
+            (
+                "GROUP_LICENSING_ADMIN_TOKENS",
+                "admin-token-for-the-browser-test",
+            ),
+        ],
+    );
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql-token.png");
+    let output = Command::new("node")
+        .arg(browser_dir().join("graphiql.mjs"))
+        .arg(&base)
+        .arg(r#""displayName": "Contoso (demo)""#)
+        .arg(&screenshot)
+        .arg("{ directory { displayName } }")
+        .arg(format!(r#"{{"Authorization": "Bearer {READER}"}}"#))
+        .env("CHROMIUM", CHROMIUM)
+        .env("GRAPHIQL_ALLOW_401", "1")
+        .output()
+        .expect("running node (install Node.js >= 20)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "GraphiQL with a token failed ({}); screenshot: {}\n{stdout}\n{stderr}",
+        output.status,
+        screenshot.display()
+    );
+    assert!(stdout.contains("OK: GraphiQL"), "{stdout}");
 }
