@@ -256,6 +256,12 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
         Err(rejection) => return rejection.into_response(),
     };
     let request = request.into_inner();
+    // Only queries that passed the checks below are cached, under their exact text and
+    // operation: a hit has passed them already.
+    let lookup = Lookup::new(&state, &request);
+    if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
+        return graphql_json(answer);
+    }
     let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
         Ok(shape) => shape,
         Err(refused) => {
@@ -265,13 +271,42 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
     if shape.mutation && role == Role::Reader {
         return forbidden();
     }
-    run(&state, request, shape.mutation).await
+    run(&state, request, shape.mutation, lookup).await
+}
+
+/// Where a query's answer is, or would be, in the response cache.
+struct Lookup {
+    generation: cache::Generation,
+    key: cache::Key,
+}
+
+impl Lookup {
+    /// `None` when the cache is off. The generations are read before anything is computed.
+    fn new(state: &HttpState, request: &async_graphql::Request) -> Option<Lookup> {
+        state.cache.enabled().then(|| Lookup {
+            generation: (state.app.store.generation(), state.app.rules.generation()),
+            key: cache::Key {
+                query: request.query.clone(),
+                operation: request.operation_name.clone(),
+                variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+            },
+        })
+    }
+
+    fn hit(&self, state: &HttpState) -> Option<Bytes> {
+        state.cache.get(self.generation, &self.key)
+    }
 }
 
 /// Runs an admitted request. Queries are cut at the request timeout; a mutation is not, as
 /// its transaction may already be committed: cutting the wait would only hide the outcome.
 /// A query's answer may come from, and go to, the response cache.
-async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool) -> Response {
+async fn run(
+    state: &HttpState,
+    request: async_graphql::Request,
+    mutation: bool,
+    lookup: Option<Lookup>,
+) -> Response {
     let finish = |mut response: async_graphql::Response| {
         api::add_codes(&mut response);
         GraphQLResponse::from(response).into_response()
@@ -279,20 +314,6 @@ async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool)
     if mutation {
         let request = api::prepare(request, &state.app);
         return finish(state.schema.execute(request).await);
-    }
-    let cached = state.cache.enabled().then(|| {
-        let generation = (state.app.store.generation(), state.app.rules.generation());
-        let key = cache::Key {
-            query: request.query.clone(),
-            operation: request.operation_name.clone(),
-            variables: serde_json::to_string(&request.variables).unwrap_or_default(),
-        };
-        (generation, key)
-    });
-    if let Some((generation, key)) = &cached
-        && let Some(answer) = state.cache.get(*generation, key)
-    {
-        return graphql_json(answer);
     }
     let request = api::prepare(request, &state.app);
     let response = match tokio::time::timeout(state.request_timeout, state.schema.execute(request))
@@ -310,15 +331,17 @@ async fn run(state: &HttpState, request: async_graphql::Request, mutation: bool)
             );
         }
     };
-    match cached {
-        Some((generation, key)) if response.is_ok() => match serde_json::to_vec(&response) {
-            Ok(bytes) => {
-                let answer = Bytes::from(bytes);
-                state.cache.put(generation, key, answer.clone());
-                graphql_json(answer)
+    match lookup {
+        Some(Lookup { generation, key }) if response.is_ok() => {
+            match serde_json::to_vec(&response) {
+                Ok(bytes) => {
+                    let answer = Bytes::from(bytes);
+                    state.cache.put(generation, key, answer.clone());
+                    graphql_json(answer)
+                }
+                Err(_) => finish(response),
             }
-            Err(_) => finish(response),
-        },
+        }
         _ => finish(response),
     }
 }
@@ -421,7 +444,11 @@ async fn graphql_get(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    run(&state, request, false).await
+    let lookup = Lookup::new(&state, &request);
+    if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
+        return graphql_json(answer);
+    }
+    run(&state, request, false, lookup).await
 }
 
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
