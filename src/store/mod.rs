@@ -228,10 +228,15 @@ fn run_write<R>(
     generation: &AtomicU64,
     f: impl FnOnce(&Transaction<'_>) -> Result<R>,
 ) -> Result<R> {
+    let before = conn.total_changes();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let value = f(&tx)?;
     tx.commit()?;
-    generation.fetch_add(1, Ordering::Release);
+    // A transaction that changed no row (the idle worker looks for work every second) leaves
+    // every answer current.
+    if conn.total_changes() != before {
+        generation.fetch_add(1, Ordering::Release);
+    }
     Ok(value)
 }
 
@@ -260,4 +265,40 @@ impl ReadPool {
 /// The current time as stored (RFC 3339, UTC, milliseconds).
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generation_moves_with_commits_that_change_rows_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("g.db")).expect("open");
+        let start = store.generation();
+        store
+            .write_blocking(|tx| {
+                tx.query_row("SELECT count(*) FROM work", [], |r| r.get::<_, i64>(0))?;
+                Ok(())
+            })
+            .expect("a read-only transaction");
+        assert_eq!(store.generation(), start, "nothing changed");
+        store
+            .write_blocking(|tx| {
+                tx.execute("INSERT INTO groups (display_name) VALUES ('G')", [])?;
+                Ok(())
+            })
+            .expect("an insert");
+        assert_eq!(store.generation(), start + 1);
+        let failed: Result<()> = store.write_blocking(|tx| {
+            tx.execute("INSERT INTO groups (display_name) VALUES ('H')", [])?;
+            Err(StoreError::BadInput("refused".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(
+            store.generation(),
+            start + 1,
+            "a rolled-back write changes nothing"
+        );
+    }
 }
