@@ -4,13 +4,15 @@
 //! introspection query, and the benchmark's largest page (1,000 members in error, each with
 //! every assignment state and its error details), with room to spare:
 //!
-//! | limit | value | the largest legitimate request |
+//! | limit | value | what it must let through |
 //! | --- | --- | --- |
-//! | text nesting (`{`, `[`, `(`) | 64 | about 15 (introspection) |
-//! | field depth | 20 | 15 (introspection); 9 for a page of errors with details |
-//! | complexity | 500,000 | about 310,000 (1,000 members in error with every detail) |
+//! | text nesting (`{`, `[`, `(`) | 64 | GraphiQL's introspection query |
+//! | field depth | 20 | GraphiQL's introspection query (the deepest legitimate request) |
+//! | complexity | 500,000 | a page of 1,000 members in error with every detail: 280,002 |
 //! | aliases | 1,000 | 500 `createUser` in one request (the tests load tenants so) |
 //! | directives on one field | 5 | 1 (`@include`/`@skip`) |
+//!
+//! `tests/server/security.rs` runs the introspection query and that page against the limits.
 //!
 //! Complexity counts one per field, times the page size (`first`, default 100, at most 1,000)
 //! for a paged list and times an estimate for other lists that can be long, so a page nested
