@@ -262,16 +262,21 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
     if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
         return graphql_json(answer);
     }
-    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
+    let shape = match inspect(&request) {
         Ok(shape) => shape,
-        Err(refused) => {
-            return error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message);
-        }
+        Err(refused) => return refused,
     };
     if shape.mutation && role == Role::Reader {
         return forbidden();
     }
     run(&state, request, shape.mutation, lookup).await
+}
+
+/// The request's text limits and operation kind (`api::limits::inspect`); a refusal as its
+/// HTTP answer.
+fn inspect(request: &async_graphql::Request) -> Result<api::limits::Shape, Response> {
+    api::limits::inspect(&request.query, request.operation_name.as_deref())
+        .map_err(|refused| error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message))
 }
 
 /// Where a query's answer is, or would be, in the response cache.
@@ -427,11 +432,9 @@ async fn graphql_get(
             }
         }
     }
-    let shape = match api::limits::inspect(query, params.get("operationName").map(String::as_str)) {
+    let shape = match inspect(&request) {
         Ok(shape) => shape,
-        Err(refused) => {
-            return error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message);
-        }
+        Err(refused) => return refused,
     };
     if shape.mutation {
         let mut response = error_response(
