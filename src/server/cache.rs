@@ -69,8 +69,9 @@ impl ResponseCache {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        if generation < inner.generation {
-            // Computed from data older than answers already kept: not worth keeping.
+        let (kept_store, kept_rules) = inner.generation;
+        if generation.0 < kept_store || generation.1 < kept_rules {
+            // Computed from data or rules older than answers already kept: never servable.
             return;
         }
         if generation != inner.generation || inner.bytes + size > self.max_bytes {
@@ -119,6 +120,14 @@ mod tests {
             cache.get((2, 0), &key("{ b }")),
             Some(Bytes::from_static(b"B"))
         );
+        // Newer data but older rules is older too: it neither replaces nor is kept.
+        cache.put((2, 1), key("{ c }"), Bytes::from_static(b"C"));
+        cache.put((3, 0), key("{ d }"), Bytes::from_static(b"D"));
+        assert_eq!(
+            cache.get((2, 1), &key("{ c }")),
+            Some(Bytes::from_static(b"C"))
+        );
+        assert_eq!(cache.get((3, 0), &key("{ d }")), None);
     }
 
     #[test]
