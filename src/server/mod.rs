@@ -262,9 +262,9 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
     if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
         return graphql_json(answer);
     }
-    let shape = match inspect(&request) {
+    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
         Ok(shape) => shape,
-        Err(refused) => return refused,
+        Err(refusal) => return refused(refusal),
     };
     if shape.mutation && role == Role::Reader {
         return forbidden();
@@ -272,11 +272,9 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
     run(&state, request, shape.mutation, lookup).await
 }
 
-/// The request's text limits and operation kind (`api::limits::inspect`); a refusal as its
-/// HTTP answer.
-fn inspect(request: &async_graphql::Request) -> Result<api::limits::Shape, Response> {
-    api::limits::inspect(&request.query, request.operation_name.as_deref())
-        .map_err(|refused| error_response(StatusCode::BAD_REQUEST, refused.code, &refused.message))
+/// The HTTP answer to a request refused by the limits (`api::limits::inspect`).
+fn refused(refusal: api::limits::Refused) -> Response {
+    error_response(StatusCode::BAD_REQUEST, refusal.code, &refusal.message)
 }
 
 /// Where a query's answer is, or would be, in the response cache.
@@ -432,9 +430,9 @@ async fn graphql_get(
             }
         }
     }
-    let shape = match inspect(&request) {
+    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
         Ok(shape) => shape,
-        Err(refused) => return refused,
+        Err(refusal) => return refused(refusal),
     };
     if shape.mutation {
         let mut response = error_response(
