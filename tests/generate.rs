@@ -63,7 +63,9 @@ fn generate_writes_the_promised_tenant_and_refuses_to_overwrite_one() {
     // 1% hold Office 365 E1 directly, and use its seats.
     assert_eq!(
         one(
-            "SELECT count(*) FROM assignments WHERE group_id = 0 AND sku = 'STANDARDPACK' AND state = 'ACTIVE'"
+            "SELECT count(*) FROM assignment_sets s, json_each(s.products) p
+              WHERE s.group_id = 0 AND json_extract(p.value, '$.sku') = 'STANDARDPACK'
+                AND json_extract(p.value, '$.state') = 'ACTIVE'"
         ),
         30
     );

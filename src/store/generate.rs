@@ -12,7 +12,9 @@ use rusqlite::{Transaction, params};
 
 use crate::rules::RuleTable;
 
+use super::holders::HolderChanges;
 use super::ops::ensure_products;
+use super::sets::{self, ProductRow};
 use super::{Result, Store, StoreError, now};
 
 /// Usage locations, spread evenly (US first, so most users are where every plan is allowed).
@@ -91,10 +93,17 @@ fn fill(tx: &Transaction<'_>, users: u64, direct: &str) -> Result<Generated> {
     let mut insert_proxy = tx.prepare(
         "INSERT INTO proxy_addresses (user_id, position, address, normalized) VALUES (?1, 0, ?2, ?3)",
     )?;
-    let mut insert_direct = tx.prepare(
-        "INSERT INTO assignments (user_id, group_id, sku, applied_disabled, state, updated_at)
-         VALUES (?1, 0, ?2, '[]', 'ACTIVE', ?3)",
-    )?;
+    let mut insert_direct =
+        tx.prepare("INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, 0, ?2)")?;
+    let direct_set = sets::encode(&[ProductRow {
+        sku: direct.to_string(),
+        applied: Some("[]".into()),
+        state: "ACTIVE".into(),
+        error_code: None,
+        error: None,
+        updated_at: now.clone(),
+    }]);
+    let mut holders = HolderChanges::default();
     let mut direct_count = 0i64;
     for i in 0..users {
         let id = i as i64 + 1;
@@ -109,10 +118,12 @@ fn fill(tx: &Transaction<'_>, users: u64, direct: &str) -> Result<Generated> {
         let address = format!("user{owner}@contoso.com");
         insert_proxy.execute(params![id, format!("smtp:{address}"), address])?;
         if p.direct_license {
-            insert_direct.execute(params![id, direct, now])?;
+            insert_direct.execute(params![id, direct_set])?;
+            holders.set(direct, id, true);
             direct_count += 1;
         }
     }
+    holders.flush(tx)?;
     // Enough E1 seats for the direct licenses, which are held.
     tx.execute(
         "UPDATE products SET prepaid_units = ?1, consumed_units = ?1 WHERE sku = ?2",

@@ -7,10 +7,12 @@
 
 pub mod codec;
 pub mod generate;
+pub mod holders;
 pub mod ops;
 pub mod process;
 pub mod read;
 mod schema;
+pub mod sets;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

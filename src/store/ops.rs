@@ -12,6 +12,8 @@ use crate::engine::{
 use crate::rules::{Country, ProductId, RuleTable};
 
 use super::codec::{decode_disabled, decode_error, encode_disabled, encode_error};
+use super::holders::HolderChanges;
+use super::sets::{self, ProductRow};
 use super::{Result, StoreError};
 
 /// How long a list a mutation takes at once (members, licenses).
@@ -358,7 +360,7 @@ fn has_group_work(conn: &Connection, user: i64) -> Result<bool> {
     let found: Option<i64> = conn
         .query_row(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM members WHERE user_id = ?1)
-                         OR EXISTS (SELECT 1 FROM assignments WHERE user_id = ?1 AND group_id <> 0)",
+                         OR EXISTS (SELECT 1 FROM assignment_sets WHERE user_id = ?1 AND group_id <> 0)",
             [user],
             |r| r.get(0),
         )
@@ -370,12 +372,15 @@ fn has_group_work(conn: &Connection, user: i64) -> Result<bool> {
 pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<()> {
     require_user(tx, id)?;
     let mut seats = load_seats(tx, table)?;
+    let mut holders = HolderChanges::default();
     let mut loaded = load_users(tx, table, &[id])?;
     if let Some(user) = loaded.first_mut() {
         engine::delete_user(&mut user.licenses, &mut seats);
-        // Deletes the rows and takes the user out of the error counts.
-        write_user(tx, table, user, &super::now())?;
+        // Deletes the sets, clears the user's holder bits and takes the user out of the error
+        // counts.
+        write_user(tx, table, user, &super::now(), &mut holders)?;
     }
+    holders.flush(tx)?;
     save_seats(tx, table, &mut seats)?;
     tx.execute(
         "UPDATE groups SET member_count = member_count - 1
@@ -430,7 +435,7 @@ pub fn delete_group(tx: &Transaction<'_>, id: i64) -> Result<()> {
     let withdrawing: bool = tx
         .prepare_cached(
             "SELECT 1 WHERE EXISTS (SELECT 1 FROM work WHERE group_id = ?1)
-                         OR EXISTS (SELECT 1 FROM assignments WHERE group_id = ?1 AND error_code IS NOT NULL)",
+                         OR EXISTS (SELECT 1 FROM assignment_errors WHERE group_id = ?1)",
         )?
         .exists([id])?;
     if withdrawing {
@@ -484,8 +489,8 @@ pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &
     )?;
     // A former member may come back with a withdrawal from the group still blocked (P3), even
     // once the group has no license left: processing it again retries the withdrawal.
-    let mut rows = tx
-        .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
+    let mut rows =
+        tx.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
     let mut added = 0i64;
     for user in &users {
         if insert.execute(params![group, user, seq, now])? == 1 {
@@ -517,8 +522,8 @@ pub fn remove_group_members(
     }
     let mut delete =
         tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?;
-    let mut rows = tx
-        .prepare_cached("SELECT 1 FROM assignments WHERE group_id = ?1 AND user_id = ?2 LIMIT 1")?;
+    let mut rows =
+        tx.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
     let mut removed = 0i64;
     for user in &users {
         if delete.execute(params![group, user])? == 1 {
@@ -649,7 +654,9 @@ pub fn assign_license(
         return Err(StoreError::NotFound(format!("no user with id {user}")));
     };
     Engine::new(table, default).assign_direct(&mut target.licenses, &change, &mut seats)?;
-    write_user(tx, table, target, now)?;
+    let mut holders = HolderChanges::default();
+    write_user(tx, table, target, now, &mut holders)?;
+    holders.flush(tx)?;
     save_seats(tx, table, &mut seats)?;
     Ok(())
 }
@@ -720,19 +727,11 @@ fn enqueue_user(tx: &Transaction<'_>, user: i64, now: &str) -> Result<()> {
 
 // ---- Loading and saving a user's licenses ----------------------------------------------------
 
-/// One stored assignment row, kept to tell what processing changed.
-#[derive(Clone, PartialEq, Eq, Debug)]
-struct Row {
-    applied: Option<String>,
-    state: &'static str,
-    error_code: Option<&'static str>,
-    error: Option<String>,
-}
-
-/// A user's licenses as the engine sees them, with the rows they were read from.
+/// A user's licenses as the engine sees them, with the sets they were read from.
 pub struct LoadedUser {
     pub licenses: UserLicenses,
-    rows: HashMap<(i64, String), (Row, String)>,
+    /// `(group (0: direct), products)` as stored, by group: the reference for what changed.
+    sets: Vec<(i64, Vec<ProductRow>)>,
 }
 
 fn state_from(name: &str) -> Result<AssignmentState> {
@@ -745,10 +744,6 @@ fn state_from(name: &str) -> Result<AssignmentState> {
     })
 }
 
-fn id_list(ids: &[i64]) -> String {
-    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-}
-
 /// Loads the users `ids` (in that order; unknown ids are left out) with every assignment
 /// they have, from every source. Group assignments get their applied configuration as intent:
 /// the caller sets the intent of the group it processes.
@@ -756,14 +751,13 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The ids are integers formatted by us, so they are safe to splice into the statement.
-    let list = id_list(ids);
+    let list = sets::id_array(ids);
     let mut users: HashMap<i64, LoadedUser> = HashMap::with_capacity(ids.len());
     {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT id, usage_location FROM users WHERE id IN ({list})"
-        ))?;
-        let rows = stmt.query_map([], |r| {
+        let mut stmt = conn.prepare_cached(
+            "SELECT u.id, u.usage_location FROM json_each(?1) j JOIN users u ON u.id = j.value",
+        )?;
+        let rows = stmt.query_map([&list], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
         })?;
         for row in rows {
@@ -778,20 +772,20 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
                 id,
                 LoadedUser {
                     licenses: UserLicenses::new(UserId(id), location),
-                    rows: HashMap::new(),
+                    sets: Vec::new(),
                 },
             );
         }
     }
     {
         // C1: the first of the user's addresses that another user also has.
-        let mut stmt = conn.prepare(&format!(
-            "SELECT p.user_id, p.address, min(q.user_id) FROM proxy_addresses p
+        let mut stmt = conn.prepare_cached(
+            "SELECT p.user_id, p.address, min(q.user_id)
+               FROM json_each(?1) j JOIN proxy_addresses p ON p.user_id = j.value
                JOIN proxy_addresses q ON q.normalized = p.normalized AND q.user_id <> p.user_id
-              WHERE p.user_id IN ({list})
-              GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position"
-        ))?;
-        let rows = stmt.query_map([], |r| {
+              GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position",
+        )?;
+        let rows = stmt.query_map([&list], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -810,157 +804,169 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
             }
         }
     }
-    {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at
-               FROM assignments WHERE user_id IN ({list}) ORDER BY user_id, group_id, sku"
-        ))?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let user_id: i64 = r.get(0)?;
-            let group_id: i64 = r.get(1)?;
-            let sku: String = r.get(2)?;
-            let applied_json: Option<String> = r.get(3)?;
-            let state_name: String = r.get(4)?;
-            let error_json: Option<String> = r.get(6)?;
-            let updated_at: String = r.get(7)?;
-            let Some(user) = users.get_mut(&user_id) else {
-                continue;
-            };
+    for (user_id, group_id, products) in sets::load(conn, ids)? {
+        let Some(user) = users.get_mut(&user_id) else {
+            continue;
+        };
+        let source = if group_id == 0 {
+            Source::Direct
+        } else {
+            Source::Group(GroupId(group_id))
+        };
+        for row in &products {
             let product = table
-                .product_by_name(&sku)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown product `{sku}`")))?;
-            let applied = applied_json
+                .product_by_name(&row.sku)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown product `{}`", row.sku)))?;
+            let applied = row
+                .applied
                 .as_deref()
                 .map(|j| decode_disabled(table, j))
                 .transpose()?;
-            let state = state_from(&state_name)?;
-            let error = error_json
+            let error = row
+                .error
                 .as_deref()
                 .map(|j| decode_error(table, j))
                 .transpose()?;
-            let source = if group_id == 0 {
-                Source::Direct
-            } else {
-                Source::Group(GroupId(group_id))
-            };
-            let row = encode_row(table, applied.as_ref(), state, error.as_ref());
-            user.rows.insert((group_id, sku), (row, updated_at));
             user.licenses.assignments.push(Assignment {
                 product,
                 source,
                 intent: Intent::Assign(applied.clone().unwrap_or_default()),
                 applied,
-                state,
+                state: state_from(&row.state)?,
                 error,
             });
         }
+        user.sets.push((group_id, products));
     }
     Ok(ids.iter().filter_map(|id| users.remove(id)).collect())
 }
 
-fn encode_row(
-    table: &RuleTable,
-    applied: Option<&engine::DisabledPlans>,
-    state: AssignmentState,
-    error: Option<&engine::LicenseError>,
-) -> Row {
-    Row {
-        applied: applied.map(|d| encode_disabled(table, d)),
-        state: state.graphql_name(),
-        error_code: error.map(|e| e.code().graphql_name()),
-        error: error.map(|e| encode_error(table, e)),
-    }
-}
-
-/// Writes back what changed in `user`'s assignments (once per load: the rows it was read from are
-/// the reference). New and changed rows get `now` as their
-/// `lastUpdatedDateTime`, unchanged rows keep theirs, rows gone are deleted.
+/// Writes back what changed in `user`'s assignments (once per load: the sets it was read from
+/// are the reference). A set that changed is written whole; its new and changed products get
+/// `now` as their `lastUpdatedDateTime`, unchanged ones keep theirs; a set left empty is
+/// deleted. The holder bits that change go to `holders`, which the caller writes before its
+/// transaction ends.
 pub fn write_user(
     tx: &Transaction<'_>,
     table: &RuleTable,
     user: &LoadedUser,
     now: &str,
+    holders: &mut HolderChanges,
 ) -> Result<()> {
     let id = user.licenses.id.0;
-    let mut seen: Vec<(i64, &str)> = Vec::with_capacity(user.licenses.assignments.len());
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO assignments (user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-         ON CONFLICT (user_id, group_id, sku) DO UPDATE SET
-           applied_disabled = excluded.applied_disabled, state = excluded.state,
-           error_code = excluded.error_code, error = excluded.error, updated_at = excluded.updated_at",
-    )?;
+    let mut after: Vec<(i64, Vec<ProductRow>)> = Vec::new();
     for a in &user.licenses.assignments {
-        let group_id = a.source.group().map_or(0, |g| g.0);
-        let sku = table.product(a.product).name.as_str();
-        seen.push((group_id, sku));
-        let row = encode_row(table, a.applied.as_ref(), a.state, a.error.as_ref());
-        if let Some((old, _)) = user.rows.get(&(group_id, sku.to_string()))
-            && *old == row
-        {
-            continue;
+        let group = a.source.group().map_or(0, |g| g.0);
+        let row = ProductRow {
+            sku: table.product(a.product).name.clone(),
+            applied: a.applied.as_ref().map(|d| encode_disabled(table, d)),
+            state: a.state.graphql_name().to_string(),
+            error_code: a
+                .error
+                .as_ref()
+                .map(|e| e.code().graphql_name().to_string()),
+            error: a.error.as_ref().map(|e| encode_error(table, e)),
+            updated_at: now.to_string(),
+        };
+        match after.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, rows)) => rows.push(row),
+            None => after.push((group, vec![row])),
         }
-        upsert.execute(params![
-            id,
-            group_id,
-            sku,
-            row.applied,
-            row.state,
-            row.error_code,
-            row.error,
-            now
-        ])?;
     }
-    let mut delete = tx.prepare_cached(
-        "DELETE FROM assignments WHERE user_id = ?1 AND group_id = ?2 AND sku = ?3",
+    let before = |group: i64| {
+        user.sets
+            .iter()
+            .find(|(g, _)| *g == group)
+            .map_or(&[][..], |(_, rows)| rows.as_slice())
+    };
+    for (group, rows) in &mut after {
+        rows.sort_by(|a, b| a.sku.cmp(&b.sku));
+        let old = before(*group);
+        for row in rows.iter_mut() {
+            if let Some(kept) = old.iter().find(|o| o.same_content(row)) {
+                row.updated_at.clone_from(&kept.updated_at);
+            }
+        }
+    }
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, group_id) DO UPDATE SET products = excluded.products",
     )?;
-    for (group_id, sku) in user.rows.keys() {
-        if !seen.contains(&(*group_id, sku.as_str())) {
-            delete.execute(params![id, group_id, sku])?;
+    for (group, rows) in &after {
+        if before(*group) != rows.as_slice() {
+            upsert.execute(params![id, group, sets::encode(rows)])?;
         }
     }
-    count_errors(tx, user)
+    let mut delete =
+        tx.prepare_cached("DELETE FROM assignment_sets WHERE user_id = ?1 AND group_id = ?2")?;
+    for (group, _) in &user.sets {
+        if !after.iter().any(|(g, _)| g == group) {
+            delete.execute(params![id, group])?;
+        }
+    }
+    // L1: a user holds a product when any source's configuration of it is applied.
+    let held = |sets: &[(i64, Vec<ProductRow>)], sku: &str| {
+        sets.iter()
+            .flat_map(|(_, rows)| rows)
+            .any(|r| r.sku == sku && r.applied.is_some())
+    };
+    for (_, rows) in user.sets.iter().chain(&after) {
+        for row in rows {
+            let (was, is) = (held(&user.sets, &row.sku), held(&after, &row.sku));
+            if was != is {
+                holders.set(&row.sku, id, is);
+            }
+        }
+    }
+    count_errors(tx, id, &user.sets, &after)
 }
 
-/// Keeps `group_errors` (users in error per group and code, '' for any code) in step with one
-/// user's rows: the user counts once per group and code, whatever the number of products.
-fn count_errors(tx: &Transaction<'_>, user: &LoadedUser) -> Result<()> {
-    let before: Vec<(i64, &str)> = user
-        .rows
-        .iter()
-        .filter_map(|((group, _), (row, _))| row.error_code.map(|c| (*group, c)))
-        .collect();
-    let after: Vec<(i64, &str)> = user
-        .licenses
-        .assignments
-        .iter()
-        .filter_map(|a| {
-            a.error
-                .as_ref()
-                .map(|e| (a.source.group().map_or(0, |g| g.0), e.code().graphql_name()))
-        })
-        .collect();
-    if before.is_empty() && after.is_empty() {
-        return Ok(());
-    }
-    let pairs = |list: &[(i64, &'static str)]| {
-        let mut out: Vec<(i64, &'static str)> = list.to_vec();
-        out.extend(list.iter().map(|(g, _)| (*g, "")));
+/// Keeps `assignment_errors` (a row per group and code the user is in error with) and
+/// `group_errors` (users in error per group and code, '' for any code) in step with one user's
+/// sets: the user counts once per group and code, whatever the number of products.
+fn count_errors(
+    tx: &Transaction<'_>,
+    user: i64,
+    before: &[(i64, Vec<ProductRow>)],
+    after: &[(i64, Vec<ProductRow>)],
+) -> Result<()> {
+    let pairs = |sets: &[(i64, Vec<ProductRow>)]| {
+        let mut out: Vec<(i64, String)> = Vec::new();
+        for (group, rows) in sets {
+            for code in rows.iter().filter_map(|r| r.error_code.as_ref()) {
+                out.push((*group, code.clone()));
+                out.push((*group, String::new()));
+            }
+        }
         out.sort_unstable();
         out.dedup();
         out
     };
-    let (before, after) = (pairs(&before), pairs(&after));
+    let (before, after) = (pairs(before), pairs(after));
+    if before.is_empty() && after.is_empty() {
+        return Ok(());
+    }
     let mut change = tx.prepare_cached(
         "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
          ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
     )?;
-    for pair in before.iter().filter(|p| !after.contains(p)) {
-        change.execute(params![pair.0, pair.1, -1])?;
+    let mut add = tx.prepare_cached(
+        "INSERT OR IGNORE INTO assignment_errors (group_id, user_id, error_code) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut remove = tx.prepare_cached(
+        "DELETE FROM assignment_errors WHERE group_id = ?1 AND user_id = ?2 AND error_code = ?3",
+    )?;
+    for (group, code) in before.iter().filter(|p| !after.contains(p)) {
+        change.execute(params![group, code, -1])?;
+        if !code.is_empty() {
+            remove.execute(params![group, user, code])?;
+        }
     }
-    for pair in after.iter().filter(|p| !before.contains(p)) {
-        change.execute(params![pair.0, pair.1, 1])?;
+    for (group, code) in after.iter().filter(|p| !before.contains(p)) {
+        change.execute(params![group, code, 1])?;
+        if !code.is_empty() {
+            add.execute(params![group, user, code])?;
+        }
     }
     Ok(())
 }
@@ -980,32 +986,45 @@ pub fn names_in_use(conn: &Connection) -> Result<(Vec<String>, Vec<String>)> {
     let mut products: Vec<String> = conn
         .prepare(
             "SELECT sku FROM products WHERE prepaid_units > 0 OR consumed_units > 0
-             UNION SELECT sku FROM group_licenses UNION SELECT sku FROM assignments",
+             UNION SELECT sku FROM group_licenses UNION SELECT DISTINCT sku FROM holders",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let mut plans: Vec<String> = Vec::new();
-    let mut add_json = |json: &str| {
+    fn add_json(plans: &mut Vec<String>, json: &str) {
         if let Ok(names) = serde_json::from_str::<Vec<String>>(json) {
             plans.extend(names);
         }
-    };
-    for json in conn
-        .prepare(
-            "SELECT DISTINCT disabled_plans FROM group_licenses
-             UNION SELECT DISTINCT applied_disabled FROM assignments WHERE applied_disabled IS NOT NULL",
-        )?
-        .query_map([], |r| r.get::<_, String>(0))?
-    {
-        add_json(&json?);
     }
     for json in conn
-        .prepare("SELECT DISTINCT error FROM assignments WHERE error IS NOT NULL")?
+        .prepare("SELECT DISTINCT disabled_plans FROM group_licenses")?
         .query_map([], |r| r.get::<_, String>(0))?
     {
-        let (p, q) = super::codec::error_names(&json?);
-        plans.extend(p);
-        products.extend(q);
+        add_json(&mut plans, &json?);
+    }
+    // Every stored set is read: a product can be named by a set that holds nothing (never
+    // applied, in error), and errors name plans and products of their own. Sets written in the
+    // same step are mostly the same text, so each distinct text is decoded once.
+    let mut seen = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT products FROM assignment_sets")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let text: String = r.get(0)?;
+        if seen.contains(&text) {
+            continue;
+        }
+        for row in sets::decode(&text)? {
+            if let Some(applied) = &row.applied {
+                add_json(&mut plans, applied);
+            }
+            if let Some(error) = &row.error {
+                let (p, q) = super::codec::error_names(error);
+                plans.extend(p);
+                products.extend(q);
+            }
+            products.push(row.sku);
+        }
+        seen.insert(text);
     }
     plans.sort();
     plans.dedup();

@@ -8,6 +8,7 @@ use crate::engine::{self, Engine, GroupId, LicenseSpec};
 use crate::rules::RuleTable;
 
 use super::Result;
+use super::holders::HolderChanges;
 use super::ops::{
     LoadedUser, default_usage_location, group_licenses, load_seats, load_users, memberships,
     save_seats, write_user,
@@ -62,36 +63,52 @@ pub fn step(
     };
     let engine = Engine::new(table, default_usage_location(tx)?);
     let mut seats = load_seats(tx, table)?;
+    let mut holders = HolderChanges::default();
     let mut step = Step {
         group: item.group,
         ..Step::default()
     };
     match (item.group, item.user) {
         (Some(group), None) => {
-            group_chunk(tx, &engine, &mut seats, &item, group, chunk, now, &mut step)?
+            let mut tally = Tally {
+                seats: &mut seats,
+                holders: &mut holders,
+                step: &mut step,
+            };
+            group_chunk(tx, &engine, &mut tally, &item, group, chunk, now)?
         }
         (Some(group), Some(user)) => {
             let licenses = group_licenses(tx, table, group)?;
             let mut users = load_users(tx, table, &[user])?;
+            let mut tally = Tally {
+                seats: &mut seats,
+                holders: &mut holders,
+                step: &mut step,
+            };
             apply_group(
                 tx,
                 &engine,
-                &mut seats,
+                &mut tally,
                 group,
                 &licenses,
                 &mut users,
                 Membership::Check,
                 now,
-                &mut step,
             )?;
             finish(tx, &item, &mut step)?;
         }
         (None, Some(user)) => {
-            user_all_groups(tx, &engine, &mut seats, user, now, &mut step)?;
+            let mut tally = Tally {
+                seats: &mut seats,
+                holders: &mut holders,
+                step: &mut step,
+            };
+            user_all_groups(tx, &engine, &mut tally, user, now)?;
             finish(tx, &item, &mut step)?;
         }
         (None, None) => finish(tx, &item, &mut step)?,
     }
+    holders.flush(tx)?;
     save_seats(tx, table, &mut seats)?;
     if let Some(group) = item.group {
         tx.execute(
@@ -100,6 +117,14 @@ pub fn step(
         )?;
     }
     Ok(Some(step))
+}
+
+/// What a step's parts add up: seats and holders, written once at the end of the step, and the
+/// step's figures.
+struct Tally<'a> {
+    seats: &'a mut engine::SeatCounter,
+    holders: &'a mut HolderChanges,
+    step: &'a mut Step,
 }
 
 fn finish(tx: &Transaction<'_>, item: &Item, step: &mut Step) -> Result<()> {
@@ -111,16 +136,14 @@ fn finish(tx: &Transaction<'_>, item: &Item, step: &mut Step) -> Result<()> {
 /// A group-wide item: a first step marks the run started and handles the former members whose
 /// withdrawal is pending (so that the seats they free go to members in the same run); then the
 /// members in join order, `chunk` at a time.
-#[allow(clippy::too_many_arguments)]
 fn group_chunk(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    seats: &mut engine::SeatCounter,
+    tally: &mut Tally<'_>,
     item: &Item,
     group: i64,
     chunk: usize,
     now: &str,
-    step: &mut Step,
 ) -> Result<()> {
     let table = engine.table;
     let licenses = group_licenses(tx, table, group)?;
@@ -130,10 +153,10 @@ fn group_chunk(
             .prepare_cached(
                 // A former member's pending withdrawal is either queued as its own work item
                 // or was blocked, and so is in error (P3): the error index finds them all.
-                "SELECT DISTINCT a.user_id FROM assignments a
-                  WHERE a.group_id = ?1 AND a.error_code IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = a.user_id)
-                  ORDER BY a.user_id",
+                "SELECT DISTINCT e.user_id FROM assignment_errors e
+                  WHERE e.group_id = ?1
+                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = e.user_id)
+                  ORDER BY e.user_id",
             )?
             .query_map([group], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
@@ -144,9 +167,7 @@ fn group_chunk(
             )?;
             let mut users = load_users(tx, table, &former)?;
             let check = Membership::Check;
-            apply_group(
-                tx, engine, seats, group, &licenses, &mut users, check, now, step,
-            )?;
+            apply_group(tx, engine, tally, group, &licenses, &mut users, check, now)?;
         }
         // The run shows as IN_PROGRESS (P9) from here on, before its first chunk of members.
         return Ok(());
@@ -160,16 +181,14 @@ fn group_chunk(
         })?
         .collect::<rusqlite::Result<_>>()?;
     let Some(&(_, last_seq)) = members.last() else {
-        return finish(tx, item, step);
+        return finish(tx, item, tally.step);
     };
     let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
     let mut users = load_users(tx, table, &ids)?;
     let known = Membership::Known;
-    apply_group(
-        tx, engine, seats, group, &licenses, &mut users, known, now, step,
-    )?;
+    apply_group(tx, engine, tally, group, &licenses, &mut users, known, now)?;
     if members.len() < chunk {
-        finish(tx, item, step)
+        finish(tx, item, tally.step)
     } else {
         tx.execute(
             "UPDATE work SET after_seq = ?1 WHERE id = ?2",
@@ -192,13 +211,12 @@ enum Membership {
 fn apply_group(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    seats: &mut engine::SeatCounter,
+    tally: &mut Tally<'_>,
     group: i64,
     licenses: &[LicenseSpec],
     users: &mut [LoadedUser],
     membership: Membership,
     now: &str,
-    step: &mut Step,
 ) -> Result<()> {
     let g = GroupId(group);
     let mut is_member =
@@ -219,7 +237,7 @@ fn apply_group(
     let summary = engine.process_batch(
         g,
         users.iter_mut().map(|u| &mut u.licenses),
-        seats,
+        tally.seats,
         |_, out| {
             if out.changed {
                 changed.push(index);
@@ -228,8 +246,9 @@ fn apply_group(
         },
     );
     for i in changed {
-        write_user(tx, engine.table, &users[i], now)?;
+        write_user(tx, engine.table, &users[i], now, tally.holders)?;
     }
+    let step = &mut *tally.step;
     step.users += summary.users;
     step.users_with_errors += summary.users_with_errors;
     step.seats_taken += summary.seats_taken;
@@ -242,10 +261,9 @@ fn apply_group(
 fn user_all_groups(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    seats: &mut engine::SeatCounter,
+    tally: &mut Tally<'_>,
     user: i64,
     now: &str,
-    step: &mut Step,
 ) -> Result<()> {
     let table = engine.table;
     let mut users = load_users(tx, table, &[user])?;
@@ -268,10 +286,11 @@ fn user_all_groups(
         engine::withdraw_group(&mut loaded.licenses, group);
     }
     let order: Vec<GroupId> = groups.iter().map(|g| GroupId(*g)).collect();
-    let out = engine.process_user(&mut loaded.licenses, &order, seats);
+    let out = engine.process_user(&mut loaded.licenses, &order, tally.seats);
     if out.changed {
-        write_user(tx, table, loaded, now)?;
+        write_user(tx, table, loaded, now, tally.holders)?;
     }
+    let step = &mut *tally.step;
     step.users = 1;
     step.users_with_errors = u32::from(out.error.is_some());
     step.seats_taken = out.seats_taken;

@@ -129,19 +129,8 @@ pub fn user_page(conn: &Connection, after: i64, first: usize) -> Result<Page<i64
 
 /// Users holding a product (L1), by id.
 pub fn holders_page(conn: &Connection, sku: &str, after: i64, first: usize) -> Result<Page<i64>> {
-    let keys = conn
-        .prepare_cached(
-            "SELECT DISTINCT user_id FROM assignments
-              WHERE sku = ?1 AND applied_disabled IS NOT NULL AND user_id > ?2
-              ORDER BY user_id LIMIT ?3",
-        )?
-        .query_map(params![sku, after, first as i64 + 1], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let total = conn.query_row(
-        "SELECT count(DISTINCT user_id) FROM assignments WHERE sku = ?1 AND applied_disabled IS NOT NULL",
-        [sku],
-        |r| r.get(0),
-    )?;
+    let keys = super::holders::page(conn, sku, after, first + 1)?;
+    let total = super::holders::count(conn, sku)?;
     Ok(page(keys, first, total))
 }
 
@@ -224,24 +213,18 @@ pub fn states(conn: &Connection, users: &[i64]) -> Result<HashMap<i64, Vec<State
             wanted.insert((user, group, sku), (disabled, since));
         }
     }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at
-           FROM assignments WHERE user_id IN ({marks}) ORDER BY user_id, group_id, sku"
-    ))?;
-    let rows = stmt.query_map(params_from_iter(users), |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, Option<String>>(3)?,
-            r.get::<_, String>(4)?,
-            r.get::<_, Option<String>>(5)?,
-            r.get::<_, Option<String>>(6)?,
-            r.get::<_, String>(7)?,
-        ))
-    })?;
-    for row in rows {
-        let (user, group, sku, applied, state, error_code, error, updated_at) = row?;
+    let rows = super::sets::load(conn, users)?
+        .into_iter()
+        .flat_map(|(user, group, products)| products.into_iter().map(move |p| (user, group, p)));
+    for (user, group, product) in rows {
+        let super::sets::ProductRow {
+            sku,
+            applied,
+            state,
+            error_code,
+            error,
+            updated_at,
+        } = product;
         let list = out.entry(user).or_default();
         let stored = |disabled: String| StateView {
             group: (group != 0).then_some(group),
@@ -428,8 +411,8 @@ pub fn error_members_page(
     };
     let keys = conn
         .prepare_cached(&format!(
-            "SELECT DISTINCT user_id FROM assignments
-              WHERE group_id = ?1 AND error_code IS NOT NULL AND user_id > ?2 {code_filter}
+            "SELECT DISTINCT user_id FROM assignment_errors
+              WHERE group_id = ?1 AND user_id > ?2 {code_filter}
               ORDER BY user_id LIMIT ?3"
         ))?
         .query_map(params![group, after, first as i64 + 1, code], |r| r.get(0))?
@@ -508,29 +491,86 @@ pub fn not_found(what: &str, id: i64) -> StoreError {
     StoreError::NotFound(format!("no {what} with id {id}"))
 }
 
-/// Compares every count the writer keeps with a recount from the rows: seats consumed (L3:
-/// users holding the product), members per group, users in error per group and code. Returns
-/// one line per difference; empty when all agree. For tests and operators, not for requests.
+/// Compares everything the writer keeps beside the assignment sets with a recount from them:
+/// the holder bitmaps (L1) and seats consumed (L3: users holding the product), members per
+/// group, the users-in-error rows and their counts per group and code. Returns one line per
+/// difference; empty when all agree. For tests and operators, not for requests: it reads every
+/// set.
 pub fn audit(conn: &Connection) -> Result<Vec<String>> {
+    use std::collections::BTreeSet;
+
+    let mut out = Vec::new();
+    // What the sets say.
+    let mut held: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut in_error: BTreeSet<(i64, i64, String)> = BTreeSet::new();
+    {
+        let mut stmt = conn.prepare("SELECT user_id, group_id, products FROM assignment_sets")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (user, group): (i64, i64) = (r.get(0)?, r.get(1)?);
+            for product in super::sets::decode(&r.get::<_, String>(2)?)? {
+                if let Some(code) = product.error_code {
+                    in_error.insert((group, user, code));
+                }
+                if product.applied.is_some() {
+                    held.insert((product.sku, user));
+                }
+            }
+        }
+    }
+    let bits: BTreeSet<(String, i64)> = super::holders::all(conn)?.into_iter().collect();
+    for (sku, user) in held.difference(&bits) {
+        out.push(format!(
+            "user {user} holds {sku} in its sets but not in the holders"
+        ));
+    }
+    for (sku, user) in bits.difference(&held) {
+        out.push(format!(
+            "user {user} holds {sku} in the holders but not in its sets"
+        ));
+    }
+    let mut consumed: HashMap<String, i64> = HashMap::new();
+    for (sku, _) in &held {
+        *consumed.entry(sku.clone()).or_default() += 1;
+    }
+    for (sku, stored) in seats(conn)? {
+        let counted = consumed.remove(&sku).unwrap_or(0);
+        if stored.1 != counted {
+            out.push(format!(
+                "product {sku} consumedUnits: {} kept by the writer, {counted} in the rows",
+                stored.1
+            ));
+        }
+    }
+    for (sku, counted) in consumed {
+        out.push(format!(
+            "product {sku} consumedUnits: no product row, {counted} in the rows"
+        ));
+    }
+    let rows: BTreeSet<(i64, i64, String)> = conn
+        .prepare("SELECT group_id, user_id, error_code FROM assignment_errors")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (group, user, code) in in_error.symmetric_difference(&rows) {
+        out.push(format!(
+            "user {user} in error {code} from group {group}: {} in its sets, {} in assignment_errors",
+            in_error.contains(&(*group, *user, code.clone())),
+            rows.contains(&(*group, *user, code.clone()))
+        ));
+    }
     // Each check lists what it counts, the count kept and the recount, where they differ.
-    const CHECKS: [&str; 3] = [
-        "SELECT 'product ' || sku || ' consumedUnits', stored, counted FROM (
-             SELECT p.sku, p.consumed_units AS stored,
-                    (SELECT count(DISTINCT a.user_id) FROM assignments a
-                      WHERE a.sku = p.sku AND a.applied_disabled IS NOT NULL) AS counted
-               FROM products p)
-          WHERE stored <> counted",
+    const CHECKS: [&str; 2] = [
         "SELECT 'group ' || id || ' memberCount', stored, counted FROM (
              SELECT g.id, g.member_count AS stored,
                     (SELECT count(*) FROM members m WHERE m.group_id = g.id) AS counted
                FROM groups g)
           WHERE stored <> counted",
         "WITH counted AS (
-             SELECT group_id, error_code, count(DISTINCT user_id) AS users FROM assignments
-              WHERE error_code IS NOT NULL GROUP BY group_id, error_code
+             SELECT group_id, error_code, count(DISTINCT user_id) AS users FROM assignment_errors
+              GROUP BY group_id, error_code
              UNION ALL
-             SELECT group_id, '', count(DISTINCT user_id) FROM assignments
-              WHERE error_code IS NOT NULL GROUP BY group_id),
+             SELECT group_id, '', count(DISTINCT user_id) FROM assignment_errors
+              GROUP BY group_id),
          stored AS (SELECT group_id, error_code, users FROM group_errors WHERE users > 0)
          SELECT 'group ' || group_id || ' users in error \"' || error_code || '\"',
                 coalesce(s.users, 0), coalesce(c.users, 0)
@@ -539,7 +579,6 @@ pub fn audit(conn: &Connection) -> Result<Vec<String>> {
            LEFT JOIN stored s USING (group_id, error_code)
           WHERE coalesce(s.users, 0) <> coalesce(c.users, 0)",
     ];
-    let mut out = Vec::new();
     for sql in CHECKS {
         let mut stmt = conn.prepare(sql)?;
         for row in stmt.query_map([], |r| {

@@ -5,17 +5,24 @@
 //! rule table's dense ids, which change when the rules are reloaded.
 //!
 //! A group's intent for its members is not stored per member: it is the group's license set and
-//! its membership. `assignments` holds what processing decided (applied configuration, state,
-//! error) and direct assignments; a member with no row yet for a product of one of its groups is
+//! its membership. `assignment_sets` (from version 5; `assignments` before) holds what
+//! processing decided (applied configuration, state, error) and direct assignments, one row per
+//! user and source (see `sets`); a member with no row yet for a product of one of its groups is
 //! `PENDING`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 
 use super::Result;
+use super::holders::HolderChanges;
+use super::sets::{self, ProductRow};
 
-const MIGRATIONS: &[&str] = &[
-    // 1: the first schema.
-    r#"
+/// A migration: statements, then (if any) a step in Rust for what SQL cannot do.
+type Migration = (&'static str, Option<fn(&Transaction<'_>) -> Result<()>>);
+
+const MIGRATIONS: &[Migration] = &[
+    (
+        // 1: the first schema.
+        r#"
 CREATE TABLE directory (
     id                     INTEGER PRIMARY KEY CHECK (id = 1),
     display_name           TEXT NOT NULL,
@@ -111,15 +118,21 @@ CREATE TABLE work (
 );
 CREATE INDEX work_by_group ON work (group_id, id);
 "#,
+        None,
+    ),
     // 2: processing a million members writes millions of assignment rows, and every index
     // costs a B-tree insert per row. Rows from one group are found through the PK (by user) or,
     // for former members, through the error index: a blocked withdrawal is always in error.
-    r#"
+    (
+        r#"
 DROP INDEX assignments_by_group;
 "#,
+        None,
+    ),
     // 3: counts that dashboards read on every request, kept by the writer instead of counted:
     // the members of a group, and the users in error per group and code (code '' = any code).
-    r#"
+    (
+        r#"
 ALTER TABLE groups ADD COLUMN member_count INTEGER NOT NULL DEFAULT 0;
 UPDATE groups SET member_count = (SELECT count(*) FROM members m WHERE m.group_id = groups.id);
 CREATE TABLE group_errors (
@@ -135,27 +148,117 @@ INSERT INTO group_errors (group_id, error_code, users)
     SELECT group_id, '', count(DISTINCT user_id) FROM assignments
      WHERE error_code IS NOT NULL GROUP BY group_id;
 "#,
+        None,
+    ),
     // 4: SQLite gives a new row max(id) + 1, so deleting the newest user or group and creating
     // another reused its id, and stored errors (C1's other user, C3's conflicting group) and
     // clients holding the old id came to name someone else. The highest id ever given, per
     // table: new ids start above it.
-    r#"
+    (
+        r#"
 ALTER TABLE directory ADD COLUMN last_user_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE directory ADD COLUMN last_group_id INTEGER NOT NULL DEFAULT 0;
 UPDATE directory SET last_user_id = (SELECT coalesce(max(id), 0) FROM users),
                      last_group_id = (SELECT coalesce(max(id), 0) FROM groups);
 "#,
+        None,
+    ),
+    // 5: one row per member and group instead of one per member, group and product, and
+    // holders as bitmaps instead of an index entry per holder and product: processing a
+    // million members wrote three rows and six index entries for each (B1 in BENCHMARKS.md).
+    // Users in error keep a small table of their own (5% of the members in B1), read by the
+    // dashboards' pages. The old rows are moved by `move_assignments`.
+    (
+        r#"
+CREATE TABLE assignment_sets (
+    user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    group_id INTEGER NOT NULL,
+    products TEXT NOT NULL,
+    PRIMARY KEY (user_id, group_id)
+) WITHOUT ROWID;
+-- One row per user, group and code in error; written with the user's sets, which are the truth
+-- (the audit compares them).
+CREATE TABLE assignment_errors (
+    group_id   INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL,
+    error_code TEXT NOT NULL,
+    PRIMARY KEY (group_id, user_id, error_code)
+) WITHOUT ROWID;
+CREATE TABLE holders (
+    sku   TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    bits  BLOB NOT NULL,
+    PRIMARY KEY (sku, chunk)
+) WITHOUT ROWID;
+INSERT INTO assignment_errors (group_id, user_id, error_code)
+    SELECT DISTINCT group_id, user_id, error_code FROM assignments WHERE error_code IS NOT NULL;
+"#,
+        Some(move_assignments),
+    ),
 ];
 
+/// Migration 5's move of each `assignments` row into its user's set for the source, and of
+/// each applied one into the holders' bitmaps; then the old table goes.
+fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
+    let mut holders = HolderChanges::default();
+    let mut insert = tx
+        .prepare("INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, ?2, ?3)")?;
+    let mut current: Option<(i64, i64)> = None;
+    let mut products: Vec<ProductRow> = Vec::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at
+               FROM assignments ORDER BY user_id, group_id, sku",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: (i64, i64) = (r.get(0)?, r.get(1)?);
+            if current != Some(key) {
+                if let Some((user, group)) = current {
+                    insert.execute(rusqlite::params![user, group, sets::encode(&products)])?;
+                }
+                current = Some(key);
+                products.clear();
+            }
+            let row = ProductRow {
+                sku: r.get(2)?,
+                applied: r.get(3)?,
+                state: r.get(4)?,
+                error_code: r.get(5)?,
+                error: r.get(6)?,
+                updated_at: r.get(7)?,
+            };
+            if row.applied.is_some() {
+                holders.set(&row.sku, key.0, true);
+            }
+            products.push(row);
+        }
+    }
+    if let Some((user, group)) = current {
+        insert.execute(rusqlite::params![user, group, sets::encode(&products)])?;
+    }
+    holders.flush(tx)?;
+    tx.execute_batch("DROP TABLE assignments;")?;
+    Ok(())
+}
+
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_until(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations up to version `last`.
+fn migrate_until(conn: &mut Connection, last: usize) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate() {
+    for (index, (sql, step)) in MIGRATIONS.iter().enumerate().take(last) {
         let version = index as i64 + 1;
         if version <= current {
             continue;
         }
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if let Some(step) = step {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
     }
@@ -175,5 +278,97 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn migration_5_moves_every_assignment_into_sets_holders_and_error_rows() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        migrate_until(&mut conn, 4).expect("up to 4");
+        conn.execute_batch(
+            r#"
+INSERT INTO users (id, user_principal_name, display_name) VALUES
+    (1, 'a@x', 'A'), (2, 'b@x', 'B'), (5000, 'c@x', 'C');
+INSERT INTO assignments (user_id, group_id, sku, applied_disabled, state, error_code, error, updated_at) VALUES
+    (1, 0, 'STANDARDPACK', '[]', 'ACTIVE', NULL, NULL, 't1'),
+    (1, 7, 'EMS', '["INTUNE_A"]', 'ACTIVE', NULL, NULL, 't2'),
+    (1, 7, 'ENTERPRISEPACK', NULL, 'ERROR', 'MUTUALLY_EXCLUSIVE_VIOLATION', '{"code":"MUTUALLY_EXCLUSIVE_VIOLATION"}', 't3'),
+    (2, 7, 'EMS', NULL, 'ERROR', 'COUNT_VIOLATION', '{"code":"COUNT_VIOLATION"}', 't4'),
+    (5000, 7, 'EMS', '[]', 'ACTIVE', NULL, NULL, 't5');
+"#,
+        )
+        .expect("version 4 rows");
+        migrate(&mut conn).expect("to 5");
+
+        let sets = sets::load(&conn, &[1, 2, 5000]).expect("sets");
+        type Product<'a> = (&'a str, Option<&'a str>, &'a str, &'a str);
+        let summary: Vec<(i64, i64, Vec<Product<'_>>)> = sets
+            .iter()
+            .map(|(user, group, rows)| {
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.sku.as_str(),
+                            r.applied.as_deref(),
+                            r.state.as_str(),
+                            r.updated_at.as_str(),
+                        )
+                    })
+                    .collect();
+                (*user, *group, rows)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, 0, vec![("STANDARDPACK", Some("[]"), "ACTIVE", "t1")]),
+                (
+                    1,
+                    7,
+                    vec![
+                        ("EMS", Some(r#"["INTUNE_A"]"#), "ACTIVE", "t2"),
+                        ("ENTERPRISEPACK", None, "ERROR", "t3"),
+                    ]
+                ),
+                (2, 7, vec![("EMS", None, "ERROR", "t4")]),
+                (5000, 7, vec![("EMS", Some("[]"), "ACTIVE", "t5")]),
+            ]
+        );
+        assert_eq!(
+            sets[1].2[1].error.as_deref(),
+            Some(r#"{"code":"MUTUALLY_EXCLUSIVE_VIOLATION"}"#)
+        );
+        let mut held = super::super::holders::all(&conn).expect("holders");
+        held.sort();
+        assert_eq!(
+            held,
+            vec![
+                ("EMS".to_string(), 1),
+                ("EMS".to_string(), 5000),
+                ("STANDARDPACK".to_string(), 1)
+            ]
+        );
+        let errors: Vec<(i64, i64, String)> = conn
+            .prepare("SELECT group_id, user_id, error_code FROM assignment_errors ORDER BY user_id")
+            .expect("errors")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("errors")
+            .collect::<rusqlite::Result<_>>()
+            .expect("errors");
+        assert_eq!(
+            errors,
+            vec![
+                (7, 1, "MUTUALLY_EXCLUSIVE_VIOLATION".to_string()),
+                (7, 2, "COUNT_VIOLATION".to_string())
+            ]
+        );
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'assignments%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(old, 0, "the old table and its indexes are gone");
     }
 }

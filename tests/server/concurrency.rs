@@ -243,8 +243,9 @@ fn client(
 fn seats_in_db(conn: &rusqlite::Connection) -> (i64, i64, i64) {
     conn.query_row(
         "SELECT prepaid_units, consumed_units,
-                (SELECT count(DISTINCT user_id) FROM assignments
-                  WHERE sku = 'EMS' AND applied_disabled IS NOT NULL)
+                (SELECT count(DISTINCT s.user_id) FROM assignment_sets s, json_each(s.products) p
+                  WHERE json_extract(p.value, '$.sku') = 'EMS'
+                    AND json_extract(p.value, '$.applied') IS NOT NULL)
            FROM products WHERE sku = 'EMS'",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

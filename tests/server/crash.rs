@@ -459,8 +459,9 @@ fn check_crash_image(db: &Path, big: &str, problems: &mut Vec<String>, when: &st
         let (prepaid, consumed, holders): (i64, i64, i64) = conn
             .query_row(
                 "SELECT prepaid_units, consumed_units,
-                        (SELECT count(DISTINCT user_id) FROM assignments
-                          WHERE sku = ?1 AND applied_disabled IS NOT NULL)
+                        (SELECT count(DISTINCT s.user_id) FROM assignment_sets s, json_each(s.products) p
+                          WHERE json_extract(p.value, '$.sku') = ?1
+                            AND json_extract(p.value, '$.applied') IS NOT NULL)
                    FROM products WHERE sku = ?1",
                 [sku],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

@@ -63,7 +63,9 @@ fn after_crash(db: &std::path::Path) -> (i64, i64, i64) {
         .expect("work");
     let applied: i64 = conn
         .query_row(
-            "SELECT count(*) FROM assignments WHERE sku = 'ENTERPRISEPACK' AND applied_disabled IS NOT NULL",
+            "SELECT count(*) FROM assignment_sets s, json_each(s.products) p
+              WHERE json_extract(p.value, '$.sku') = 'ENTERPRISEPACK'
+                AND json_extract(p.value, '$.applied') IS NOT NULL",
             [],
             |r| r.get(0),
         )
