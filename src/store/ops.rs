@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
 use crate::engine::{
     self, Assignment, AssignmentState, DuplicateProxy, Engine, GroupId, Intent, LicenseSpec,
@@ -372,15 +372,16 @@ fn has_group_work(conn: &Connection, user: i64) -> Result<bool> {
 pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<()> {
     require_user(tx, id)?;
     let mut seats = load_seats(tx, table)?;
-    let mut holders = HolderChanges::default();
     let mut loaded = load_users(tx, table, &[id])?;
     if let Some(user) = loaded.first_mut() {
         engine::delete_user(&mut user.licenses, &mut seats);
         // Deletes the sets, clears the user's holder bits and takes the user out of the error
         // counts.
-        write_user(tx, table, user, &super::now(), &mut holders)?;
+        let now = super::now();
+        let mut writer = Writer::new(tx, table, &now)?;
+        writer.write(user)?;
+        writer.finish()?;
     }
-    holders.flush(tx)?;
     save_seats(tx, table, &mut seats)?;
     tx.execute(
         "UPDATE groups SET member_count = member_count - 1
@@ -654,9 +655,9 @@ pub fn assign_license(
         return Err(StoreError::NotFound(format!("no user with id {user}")));
     };
     Engine::new(table, default).assign_direct(&mut target.licenses, &change, &mut seats)?;
-    let mut holders = HolderChanges::default();
-    write_user(tx, table, target, now, &mut holders)?;
-    holders.flush(tx)?;
+    let mut writer = Writer::new(tx, table, now)?;
+    writer.write(target)?;
+    writer.finish()?;
     save_seats(tx, table, &mut seats)?;
     Ok(())
 }
@@ -841,134 +842,158 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
     Ok(ids.iter().filter_map(|id| users.remove(id)).collect())
 }
 
-/// Writes back what changed in `user`'s assignments (once per load: the sets it was read from
-/// are the reference). A set that changed is written whole; its new and changed products get
-/// `now` as their `lastUpdatedDateTime`, unchanged ones keep theirs; a set left empty is
-/// deleted. The holder bits that change go to `holders`, which the caller writes before its
-/// transaction ends.
-pub fn write_user(
-    tx: &Transaction<'_>,
-    table: &RuleTable,
-    user: &LoadedUser,
-    now: &str,
-    holders: &mut HolderChanges,
-) -> Result<()> {
-    let id = user.licenses.id.0;
-    let mut after: Vec<(i64, Vec<ProductRow>)> = Vec::new();
-    for a in &user.licenses.assignments {
-        let group = a.source.group().map_or(0, |g| g.0);
-        let row = ProductRow {
-            sku: table.product(a.product).name.clone(),
-            applied: a.applied.as_ref().map(|d| encode_disabled(table, d)),
-            state: a.state.graphql_name().to_string(),
-            error_code: a
-                .error
-                .as_ref()
-                .map(|e| e.code().graphql_name().to_string()),
-            error: a.error.as_ref().map(|e| encode_error(table, e)),
-            updated_at: now.to_string(),
-        };
-        match after.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, rows)) => rows.push(row),
-            None => after.push((group, vec![row])),
-        }
-    }
-    let before = |group: i64| {
-        user.sets
-            .iter()
-            .find(|(g, _)| *g == group)
-            .map_or(&[][..], |(_, rows)| rows.as_slice())
-    };
-    for (group, rows) in &mut after {
-        rows.sort_by(|a, b| a.sku.cmp(&b.sku));
-        let old = before(*group);
-        for row in rows.iter_mut() {
-            if let Some(kept) = old.iter().find(|o| o.same_content(row)) {
-                row.updated_at.clone_from(&kept.updated_at);
-            }
-        }
-    }
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user_id, group_id) DO UPDATE SET products = excluded.products",
-    )?;
-    for (group, rows) in &after {
-        if before(*group) != rows.as_slice() {
-            upsert.execute(params![id, group, sets::encode(rows)])?;
-        }
-    }
-    let mut delete =
-        tx.prepare_cached("DELETE FROM assignment_sets WHERE user_id = ?1 AND group_id = ?2")?;
-    for (group, _) in &user.sets {
-        if !after.iter().any(|(g, _)| g == group) {
-            delete.execute(params![id, group])?;
-        }
-    }
-    // L1: a user holds a product when any source's configuration of it is applied.
-    let held = |sets: &[(i64, Vec<ProductRow>)], sku: &str| {
-        sets.iter()
-            .flat_map(|(_, rows)| rows)
-            .any(|r| r.sku == sku && r.applied.is_some())
-    };
-    for (_, rows) in user.sets.iter().chain(&after) {
-        for row in rows {
-            let (was, is) = (held(&user.sets, &row.sku), held(&after, &row.sku));
-            if was != is {
-                holders.set(&row.sku, id, is);
-            }
-        }
-    }
-    count_errors(tx, id, &user.sets, &after)
+/// Writes back what changed in users' assignments, for one transaction: the statements are
+/// prepared once for the many users of a processing step, and holder bits gather until
+/// [`Writer::finish`].
+pub struct Writer<'t> {
+    tx: &'t Transaction<'t>,
+    table: &'t RuleTable,
+    now: &'t str,
+    upsert: CachedStatement<'t>,
+    delete: CachedStatement<'t>,
+    count: CachedStatement<'t>,
+    add_error: CachedStatement<'t>,
+    remove_error: CachedStatement<'t>,
+    holders: HolderChanges,
 }
 
-/// Keeps `assignment_errors` (a row per group and code the user is in error with) and
-/// `group_errors` (users in error per group and code, '' for any code) in step with one user's
-/// sets: the user counts once per group and code, whatever the number of products.
-fn count_errors(
-    tx: &Transaction<'_>,
-    user: i64,
-    before: &[(i64, Vec<ProductRow>)],
-    after: &[(i64, Vec<ProductRow>)],
-) -> Result<()> {
-    let pairs = |sets: &[(i64, Vec<ProductRow>)]| {
-        let mut out: Vec<(i64, String)> = Vec::new();
-        for (group, rows) in sets {
-            for code in rows.iter().filter_map(|r| r.error_code.as_ref()) {
-                out.push((*group, code.clone()));
-                out.push((*group, String::new()));
+impl<'t> Writer<'t> {
+    pub fn new(tx: &'t Transaction<'t>, table: &'t RuleTable, now: &'t str) -> Result<Self> {
+        Ok(Writer {
+            tx,
+            table,
+            now,
+            upsert: tx.prepare_cached(
+                "INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (user_id, group_id) DO UPDATE SET products = excluded.products",
+            )?,
+            delete: tx.prepare_cached(
+                "DELETE FROM assignment_sets WHERE user_id = ?1 AND group_id = ?2",
+            )?,
+            count: tx.prepare_cached(
+                "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
+                 ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
+            )?,
+            add_error: tx.prepare_cached(
+                "INSERT OR IGNORE INTO assignment_errors (group_id, user_id, error_code) VALUES (?1, ?2, ?3)",
+            )?,
+            remove_error: tx.prepare_cached(
+                "DELETE FROM assignment_errors WHERE group_id = ?1 AND user_id = ?2 AND error_code = ?3",
+            )?,
+            holders: HolderChanges::default(),
+        })
+    }
+
+    /// Writes back what changed in `user`'s assignments (once per load: the sets it was read
+    /// from are the reference). A set that changed is written whole; its new and changed
+    /// products get the writer's `now` as their `lastUpdatedDateTime`, unchanged ones keep
+    /// theirs; a set left empty is deleted.
+    pub fn write(&mut self, user: &LoadedUser) -> Result<()> {
+        let table = self.table;
+        let id = user.licenses.id.0;
+        let mut after: Vec<(i64, Vec<ProductRow>)> = Vec::new();
+        for a in &user.licenses.assignments {
+            let group = a.source.group().map_or(0, |g| g.0);
+            let row = ProductRow {
+                sku: table.product(a.product).name.clone(),
+                applied: a.applied.as_ref().map(|d| encode_disabled(table, d)),
+                state: a.state.graphql_name().to_string(),
+                error_code: a
+                    .error
+                    .as_ref()
+                    .map(|e| e.code().graphql_name().to_string()),
+                error: a.error.as_ref().map(|e| encode_error(table, e)),
+                updated_at: self.now.to_string(),
+            };
+            match after.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, rows)) => rows.push(row),
+                None => after.push((group, vec![row])),
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        out
-    };
-    let (before, after) = (pairs(before), pairs(after));
-    if before.is_empty() && after.is_empty() {
-        return Ok(());
-    }
-    let mut change = tx.prepare_cached(
-        "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
-         ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
-    )?;
-    let mut add = tx.prepare_cached(
-        "INSERT OR IGNORE INTO assignment_errors (group_id, user_id, error_code) VALUES (?1, ?2, ?3)",
-    )?;
-    let mut remove = tx.prepare_cached(
-        "DELETE FROM assignment_errors WHERE group_id = ?1 AND user_id = ?2 AND error_code = ?3",
-    )?;
-    for (group, code) in before.iter().filter(|p| !after.contains(p)) {
-        change.execute(params![group, code, -1])?;
-        if !code.is_empty() {
-            remove.execute(params![group, user, code])?;
+        let before = |group: i64| {
+            user.sets
+                .iter()
+                .find(|(g, _)| *g == group)
+                .map_or(&[][..], |(_, rows)| rows.as_slice())
+        };
+        for (group, rows) in &mut after {
+            rows.sort_by(|a, b| a.sku.cmp(&b.sku));
+            let old = before(*group);
+            for row in rows.iter_mut() {
+                if let Some(kept) = old.iter().find(|o| o.same_content(row)) {
+                    row.updated_at.clone_from(&kept.updated_at);
+                }
+            }
         }
-    }
-    for (group, code) in after.iter().filter(|p| !before.contains(p)) {
-        change.execute(params![group, code, 1])?;
-        if !code.is_empty() {
-            add.execute(params![group, user, code])?;
+        for (group, rows) in &after {
+            if before(*group) != rows.as_slice() {
+                self.upsert
+                    .execute(params![id, group, sets::encode(rows)])?;
+            }
         }
+        for (group, _) in &user.sets {
+            if !after.iter().any(|(g, _)| g == group) {
+                self.delete.execute(params![id, group])?;
+            }
+        }
+        // L1: a user holds a product when any source's configuration of it is applied.
+        let held = |sets: &[(i64, Vec<ProductRow>)], sku: &str| {
+            sets.iter()
+                .flat_map(|(_, rows)| rows)
+                .any(|r| r.sku == sku && r.applied.is_some())
+        };
+        for (_, rows) in user.sets.iter().chain(&after) {
+            for row in rows {
+                let (was, is) = (held(&user.sets, &row.sku), held(&after, &row.sku));
+                if was != is {
+                    self.holders.set(&row.sku, id, is);
+                }
+            }
+        }
+        self.count_errors(id, &user.sets, &after)
     }
-    Ok(())
+
+    /// Keeps `assignment_errors` (a row per group and code the user is in error with) and
+    /// `group_errors` (users in error per group and code, '' for any code) in step with one
+    /// user's sets: the user counts once per group and code, whatever the number of products.
+    fn count_errors(
+        &mut self,
+        user: i64,
+        before: &[(i64, Vec<ProductRow>)],
+        after: &[(i64, Vec<ProductRow>)],
+    ) -> Result<()> {
+        let pairs = |sets: &[(i64, Vec<ProductRow>)]| {
+            let mut out: Vec<(i64, String)> = Vec::new();
+            for (group, rows) in sets {
+                for code in rows.iter().filter_map(|r| r.error_code.as_ref()) {
+                    out.push((*group, code.clone()));
+                    out.push((*group, String::new()));
+                }
+            }
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        let (before, after) = (pairs(before), pairs(after));
+        for (group, code) in before.iter().filter(|p| !after.contains(p)) {
+            self.count.execute(params![group, code, -1])?;
+            if !code.is_empty() {
+                self.remove_error.execute(params![group, user, code])?;
+            }
+        }
+        for (group, code) in after.iter().filter(|p| !before.contains(p)) {
+            self.count.execute(params![group, code, 1])?;
+            if !code.is_empty() {
+                self.add_error.execute(params![group, user, code])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the holder bits gathered; the transaction must not end before.
+    pub fn finish(mut self) -> Result<()> {
+        self.holders.flush(self.tx)
+    }
 }
 
 /// The groups a user is a member of, in the order the user joined them.

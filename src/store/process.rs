@@ -8,10 +8,9 @@ use crate::engine::{self, Engine, GroupId, LicenseSpec};
 use crate::rules::RuleTable;
 
 use super::Result;
-use super::holders::HolderChanges;
 use super::ops::{
-    LoadedUser, default_usage_location, group_licenses, load_seats, load_users, memberships,
-    save_seats, write_user,
+    LoadedUser, Writer, default_usage_location, group_licenses, load_seats, load_users,
+    memberships, save_seats,
 };
 
 /// What one step did.
@@ -63,7 +62,7 @@ pub fn step(
     };
     let engine = Engine::new(table, default_usage_location(tx)?);
     let mut seats = load_seats(tx, table)?;
-    let mut holders = HolderChanges::default();
+    let mut writer = Writer::new(tx, table, now)?;
     let mut step = Step {
         group: item.group,
         ..Step::default()
@@ -72,17 +71,17 @@ pub fn step(
         (Some(group), None) => {
             let mut tally = Tally {
                 seats: &mut seats,
-                holders: &mut holders,
+                writer: &mut writer,
                 step: &mut step,
             };
-            group_chunk(tx, &engine, &mut tally, &item, group, chunk, now)?
+            group_chunk(tx, &engine, &mut tally, &item, group, chunk)?
         }
         (Some(group), Some(user)) => {
             let licenses = group_licenses(tx, table, group)?;
             let mut users = load_users(tx, table, &[user])?;
             let mut tally = Tally {
                 seats: &mut seats,
-                holders: &mut holders,
+                writer: &mut writer,
                 step: &mut step,
             };
             apply_group(
@@ -93,22 +92,21 @@ pub fn step(
                 &licenses,
                 &mut users,
                 Membership::Check,
-                now,
             )?;
             finish(tx, &item, &mut step)?;
         }
         (None, Some(user)) => {
             let mut tally = Tally {
                 seats: &mut seats,
-                holders: &mut holders,
+                writer: &mut writer,
                 step: &mut step,
             };
-            user_all_groups(tx, &engine, &mut tally, user, now)?;
+            user_all_groups(tx, &engine, &mut tally, user)?;
             finish(tx, &item, &mut step)?;
         }
         (None, None) => finish(tx, &item, &mut step)?,
     }
-    holders.flush(tx)?;
+    writer.finish()?;
     save_seats(tx, table, &mut seats)?;
     if let Some(group) = item.group {
         tx.execute(
@@ -119,11 +117,11 @@ pub fn step(
     Ok(Some(step))
 }
 
-/// What a step's parts add up: seats and holders, written once at the end of the step, and the
-/// step's figures.
-struct Tally<'a> {
+/// What a step's parts share: the seat counter and the writer, both written once at the end of
+/// the step, and the step's figures.
+struct Tally<'a, 't> {
     seats: &'a mut engine::SeatCounter,
-    holders: &'a mut HolderChanges,
+    writer: &'a mut Writer<'t>,
     step: &'a mut Step,
 }
 
@@ -139,11 +137,10 @@ fn finish(tx: &Transaction<'_>, item: &Item, step: &mut Step) -> Result<()> {
 fn group_chunk(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    tally: &mut Tally<'_>,
+    tally: &mut Tally<'_, '_>,
     item: &Item,
     group: i64,
     chunk: usize,
-    now: &str,
 ) -> Result<()> {
     let table = engine.table;
     let licenses = group_licenses(tx, table, group)?;
@@ -167,7 +164,7 @@ fn group_chunk(
             )?;
             let mut users = load_users(tx, table, &former)?;
             let check = Membership::Check;
-            apply_group(tx, engine, tally, group, &licenses, &mut users, check, now)?;
+            apply_group(tx, engine, tally, group, &licenses, &mut users, check)?;
         }
         // The run shows as IN_PROGRESS (P9) from here on, before its first chunk of members.
         return Ok(());
@@ -186,7 +183,7 @@ fn group_chunk(
     let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
     let mut users = load_users(tx, table, &ids)?;
     let known = Membership::Known;
-    apply_group(tx, engine, tally, group, &licenses, &mut users, known, now)?;
+    apply_group(tx, engine, tally, group, &licenses, &mut users, known)?;
     if members.len() < chunk {
         finish(tx, item, tally.step)
     } else {
@@ -207,16 +204,14 @@ enum Membership {
 }
 
 /// P2–P4 for `users` (in the order given) and one group, against one seat counter (P1).
-#[allow(clippy::too_many_arguments)]
 fn apply_group(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    tally: &mut Tally<'_>,
+    tally: &mut Tally<'_, '_>,
     group: i64,
     licenses: &[LicenseSpec],
     users: &mut [LoadedUser],
     membership: Membership,
-    now: &str,
 ) -> Result<()> {
     let g = GroupId(group);
     let mut is_member =
@@ -246,7 +241,7 @@ fn apply_group(
         },
     );
     for i in changed {
-        write_user(tx, engine.table, &users[i], now, tally.holders)?;
+        tally.writer.write(&users[i])?;
     }
     let step = &mut *tally.step;
     step.users += summary.users;
@@ -261,9 +256,8 @@ fn apply_group(
 fn user_all_groups(
     tx: &Transaction<'_>,
     engine: &Engine<'_>,
-    tally: &mut Tally<'_>,
+    tally: &mut Tally<'_, '_>,
     user: i64,
-    now: &str,
 ) -> Result<()> {
     let table = engine.table;
     let mut users = load_users(tx, table, &[user])?;
@@ -288,7 +282,7 @@ fn user_all_groups(
     let order: Vec<GroupId> = groups.iter().map(|g| GroupId(*g)).collect();
     let out = engine.process_user(&mut loaded.licenses, &order, tally.seats);
     if out.changed {
-        write_user(tx, table, loaded, now, tally.holders)?;
+        tally.writer.write(loaded)?;
     }
     let step = &mut *tally.step;
     step.users = 1;

@@ -58,8 +58,15 @@ struct Stored<'a> {
 }
 
 fn push_json_string(out: &mut String, text: &str) {
-    // Writing a string into a String cannot fail; serde_json escapes it.
-    let _ = write!(out, "{}", serde_json::Value::from(text));
+    // Names, states and times need no escaping: copied as they are, without serde's detour.
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        // Serializing a str cannot fail.
+        out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
+    }
 }
 
 /// The stored text of a set: `[{"sku":…,"applied":[…]|null,"state":…,"code":…,"error":{…},"at":…}]`,
