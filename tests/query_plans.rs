@@ -58,13 +58,25 @@ fn dashboard_reads_and_processing_loads_use_indexes() {
     read::error_counts(&conn, enterprise).expect("error counts");
     read::groups_with_product(&conn, "ENTERPRISEPACK").expect("licensed groups");
     read::names(&conn, &[standard], page).expect("names");
-    ops::load_users(&conn, &table, page).expect("load users (C1 lookups)");
+    // A chunk of members with ids close together is read by ranges; scattered ids one by one.
+    ops::load_users(&conn, &table, page).expect("load users by range (C1 lookups)");
+    let scattered: Vec<i64> = users.iter().step_by(7).copied().collect();
+    ops::load_users(&conn, &table, &scattered).expect("load users one by one");
+    read::states(&conn, &scattered).expect("states, one by one");
     conn.trace_v2(TraceEventCodes::empty(), None);
 
     let mut statements = RECORDED.lock().expect("recorded").clone();
     statements.sort();
     statements.dedup();
     assert!(statements.len() >= 15, "{statements:#?}");
+    for kind in ["BETWEEN", "json_each("] {
+        assert!(
+            statements
+                .iter()
+                .any(|s| s.contains(kind) && s.contains("assignment_sets")),
+            "no load with {kind}: {statements:#?}"
+        );
+    }
     let mut scans = Vec::new();
     for sql in &statements {
         let mut stmt = conn

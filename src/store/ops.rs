@@ -752,18 +752,19 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = sets::id_array(ids);
-    let mut users: HashMap<i64, LoadedUser> = HashMap::with_capacity(ids.len());
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT u.id, u.usage_location FROM json_each(?1) j JOIN users u ON u.id = j.value",
-        )?;
-        let rows = stmt.query_map([&list], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-        })?;
-        for row in rows {
-            let (id, location) = row?;
-            let location = location
+    let (sorted, selection) = sets::select(ids);
+    let mut users: HashMap<i64, LoadedUser> = HashMap::with_capacity(sorted.len());
+    selection.query(
+        conn,
+        "SELECT u.id, u.usage_location FROM json_each(?1) j JOIN users u ON u.id = j.value",
+        "SELECT id, usage_location FROM users WHERE id BETWEEN ?1 AND ?2",
+        |r| {
+            let id: i64 = r.get(0)?;
+            if sorted.binary_search(&id).is_err() {
+                return Ok(());
+            }
+            let location = r
+                .get::<_, Option<String>>(1)?
                 .map(|c| {
                     Country::parse(&c)
                         .ok_or_else(|| StoreError::Corrupt(format!("usage location {c:?}")))
@@ -776,35 +777,33 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
                     sets: Vec::new(),
                 },
             );
-        }
-    }
-    {
-        // C1: the first of the user's addresses that another user also has.
-        let mut stmt = conn.prepare_cached(
-            "SELECT p.user_id, p.address, min(q.user_id)
-               FROM json_each(?1) j JOIN proxy_addresses p ON p.user_id = j.value
-               JOIN proxy_addresses q ON q.normalized = p.normalized AND q.user_id <> p.user_id
-              GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position",
-        )?;
-        let rows = stmt.query_map([&list], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, address, other) = row?;
-            if let Some(user) = users.get_mut(&id)
+            Ok(())
+        },
+    )?;
+    // C1: the first of the user's addresses that another user also has.
+    selection.query(
+        conn,
+        "SELECT p.user_id, p.address, min(q.user_id)
+           FROM json_each(?1) j JOIN proxy_addresses p ON p.user_id = j.value
+           JOIN proxy_addresses q ON q.normalized = p.normalized AND q.user_id <> p.user_id
+          GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position",
+        "SELECT p.user_id, p.address, min(q.user_id)
+           FROM proxy_addresses p
+           JOIN proxy_addresses q ON q.normalized = p.normalized AND q.user_id <> p.user_id
+          WHERE p.user_id BETWEEN ?1 AND ?2
+          GROUP BY p.user_id, p.position ORDER BY p.user_id, p.position",
+        |r| {
+            if let Some(user) = users.get_mut(&r.get::<_, i64>(0)?)
                 && user.licenses.duplicate_proxy.is_none()
             {
                 user.licenses.duplicate_proxy = Some(DuplicateProxy {
-                    address,
-                    other_user: UserId(other),
+                    address: r.get(1)?,
+                    other_user: UserId(r.get(2)?),
                 });
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     for (user_id, group_id, products) in sets::load(conn, ids)? {
         let Some(user) = users.get_mut(&user_id) else {
             continue;

@@ -135,6 +135,56 @@ pub fn id_array(ids: &[i64]) -> String {
     out
 }
 
+/// How a batch of user ids is read: one range scan when the ids are dense (a chunk of a group
+/// whose members joined in id order, as after a bulk import, reads contiguous rows), one key
+/// look-up each otherwise.
+pub enum Ids {
+    /// The ids as a JSON array, for `json_each(?1)`.
+    List(String),
+    /// The lowest and highest id: rows between them not asked for are skipped by the caller.
+    Range(i64, i64),
+}
+
+/// The ids sorted without repeats, and how to read them.
+pub fn select(ids: &[i64]) -> (Vec<i64>, Ids) {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let how = match (sorted.first(), sorted.last()) {
+        // A range at most twice as wide as the list reads at most as many rows again.
+        (Some(&low), Some(&high)) if high.saturating_sub(low) < 2 * sorted.len() as i64 => {
+            Ids::Range(low, high)
+        }
+        _ => Ids::List(id_array(&sorted)),
+    };
+    (sorted, how)
+}
+
+impl Ids {
+    /// Runs the statement `list` or `range` (both taking their ids as `?1`, `range` its high end
+    /// as `?2`), calling `each` for every row.
+    pub fn query(
+        &self,
+        conn: &Connection,
+        list: &str,
+        range: &str,
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let (mut stmt, params): (_, Vec<rusqlite::types::Value>) = match self {
+            Ids::List(json) => (conn.prepare_cached(list)?, vec![json.clone().into()]),
+            Ids::Range(low, high) => (
+                conn.prepare_cached(range)?,
+                vec![(*low).into(), (*high).into()],
+            ),
+        };
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            each(row)?;
+        }
+        Ok(())
+    }
+}
+
 /// One stored set: `(user, group (0: direct), products)`.
 pub type Set = (i64, i64, Vec<ProductRow>);
 
@@ -143,19 +193,23 @@ pub fn load(conn: &Connection, users: &[i64]) -> Result<Vec<Set>> {
     if users.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids = users.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    let mut stmt = conn.prepare_cached(
+    let (sorted, ids) = select(users);
+    let mut out = Vec::new();
+    ids.query(
+        conn,
         "SELECT s.user_id, s.group_id, s.products
            FROM json_each(?1) j JOIN assignment_sets s ON s.user_id = j.value",
+        "SELECT user_id, group_id, products FROM assignment_sets
+          WHERE user_id BETWEEN ?1 AND ?2 ORDER BY user_id, group_id",
+        |r| {
+            let user: i64 = r.get(0)?;
+            if sorted.binary_search(&user).is_ok() {
+                let products: String = r.get(2)?;
+                out.push((user, r.get(1)?, decode(&products)?));
+            }
+            Ok(())
+        },
     )?;
-    let mut rows = stmt.query([id_array(&ids)])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let products: String = r.get(2)?;
-        out.push((r.get(0)?, r.get(1)?, decode(&products)?));
-    }
     out.sort_by_key(|(user, group, _)| (*user, *group));
     Ok(out)
 }
@@ -200,6 +254,45 @@ mod tests {
                 matches!(decode(bad), Err(StoreError::Corrupt(_))),
                 "{bad:?} accepted"
             );
+        }
+    }
+
+    #[test]
+    fn close_ids_are_read_as_a_range_and_scattered_ones_one_by_one() {
+        assert!(matches!(select(&[5, 3, 4, 3]).1, Ids::Range(3, 5)));
+        assert_eq!(select(&[5, 3, 4, 3]).0, vec![3, 4, 5]);
+        assert!(matches!(select(&[1, 3]).1, Ids::Range(1, 3)));
+        assert!(matches!(select(&[1, 4]).1, Ids::Range(1, 4)));
+        assert!(matches!(select(&[1, 5]).1, Ids::List(ref l) if l == "[1,5]"));
+        assert!(matches!(select(&[1, 1_000_000]).1, Ids::List(_)));
+        assert!(matches!(select(&[i64::MIN, i64::MAX]).1, Ids::List(_)));
+    }
+
+    #[test]
+    fn a_range_read_returns_only_the_users_asked_for() {
+        let mut conn = Connection::open_in_memory().expect("in-memory database");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        for user in 1..=6i64 {
+            conn.execute(
+                "INSERT INTO users (id, user_principal_name, display_name) VALUES (?1, ?1, ?1)",
+                [user],
+            )
+            .expect("user");
+            conn.execute(
+                "INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, 0, ?2)",
+                rusqlite::params![user, encode(&[row("EMS", false)])],
+            )
+            .expect("set");
+        }
+        for asked in [vec![5, 1, 3], vec![1, 6]] {
+            let users: Vec<i64> = load(&conn, &asked)
+                .expect("load")
+                .into_iter()
+                .map(|(user, _, _)| user)
+                .collect();
+            let mut want = asked.clone();
+            want.sort_unstable();
+            assert_eq!(users, want);
         }
     }
 
