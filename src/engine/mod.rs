@@ -432,6 +432,16 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::CountViolation,
+        ErrorCode::MutuallyExclusiveViolation,
+        ErrorCode::DependencyViolation,
+        ErrorCode::ProhibitedInUsageLocationViolation,
+        ErrorCode::UniquenessViolation,
+        ErrorCode::Other,
+    ];
+
     pub fn graphql_name(self) -> &'static str {
         match self {
             ErrorCode::CountViolation => "COUNT_VIOLATION",

@@ -1251,3 +1251,19 @@ fn unknown_product_ids_in_records_never_panic() {
     assert_eq!(u.enabled_plans(&f.table), PlanSet::EMPTY);
     assert_eq!(delete_user(&mut u, &mut f.seats).seats_freed, 0);
 }
+
+#[test]
+fn error_code_all_lists_every_code_once() {
+    // A new code fails to compile here until it is placed in `ALL`.
+    let position = |code: ErrorCode| match code {
+        ErrorCode::CountViolation => 0,
+        ErrorCode::MutuallyExclusiveViolation => 1,
+        ErrorCode::DependencyViolation => 2,
+        ErrorCode::ProhibitedInUsageLocationViolation => 3,
+        ErrorCode::UniquenessViolation => 4,
+        ErrorCode::Other => 5,
+    };
+    for (i, code) in ErrorCode::ALL.iter().enumerate() {
+        assert_eq!(position(*code), i);
+    }
+}

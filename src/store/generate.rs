@@ -14,7 +14,7 @@ use crate::rules::RuleTable;
 
 use super::holders::HolderChanges;
 use super::ops::ensure_products;
-use super::sets::{self, ProductRow};
+use super::sets::{self, Fields};
 use super::{Result, Store, StoreError, now};
 
 /// Usage locations, spread evenly (US first, so most users are where every plan is allowed).
@@ -95,13 +95,13 @@ fn fill(tx: &Transaction<'_>, users: u64, direct: &str) -> Result<Generated> {
     )?;
     let mut insert_direct =
         tx.prepare("INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, 0, ?2)")?;
-    let direct_set = sets::encode(&[ProductRow {
-        sku: direct.to_string(),
-        applied: Some("[]".into()),
-        state: "ACTIVE".into(),
+    let direct_set = sets::encode([Fields {
+        sku: direct,
+        applied: Some("[]"),
+        state: "ACTIVE",
         error_code: None,
         error: None,
-        updated_at: now.clone(),
+        updated_at: &now,
     }]);
     let mut holders = HolderChanges::default();
     let mut direct_count = 0i64;

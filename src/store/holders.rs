@@ -6,7 +6,7 @@
 //! so a 5,000-member step writes a few rows per product. A page of holders reads the chunks in
 //! order, and the count is the sum of the chunks' bits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -58,20 +58,28 @@ fn write_bits(bits: &Bits) -> Vec<u8> {
     bits.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
+/// Bits to set and bits to clear in one chunk.
+type Change = (Bits, Bits);
+
 /// Changes to apply at the end of a step: per product and chunk, the bits to set and to clear
 /// (the last change of a user wins).
 #[derive(Default)]
 pub struct HolderChanges {
-    chunks: HashMap<String, BTreeMap<i64, (Bits, Bits)>>,
+    /// Per product (a step touches a handful, so a list searched by name beats hashing it).
+    chunks: Vec<(String, BTreeMap<i64, Change>)>,
 }
 
 impl HolderChanges {
     pub fn set(&mut self, sku: &str, user: i64, held: bool) {
         let (chunk, word, bit) = locate(user);
-        let chunks = match self.chunks.get_mut(sku) {
-            Some(chunks) => chunks,
-            None => self.chunks.entry(sku.to_string()).or_default(),
+        let index = match self.chunks.iter().position(|(name, _)| name == sku) {
+            Some(index) => index,
+            None => {
+                self.chunks.push((sku.to_string(), BTreeMap::new()));
+                self.chunks.len() - 1
+            }
         };
+        let chunks = &mut self.chunks[index].1;
         let (set, clear) = chunks.entry(chunk).or_insert(([0; WORDS], [0; WORDS]));
         if held {
             set[word] |= bit;
@@ -91,7 +99,7 @@ impl HolderChanges {
              ON CONFLICT (sku, chunk) DO UPDATE SET bits = excluded.bits",
         )?;
         let mut delete = tx.prepare_cached("DELETE FROM holders WHERE sku = ?1 AND chunk = ?2")?;
-        for (sku, chunks) in self.chunks.drain() {
+        for (sku, chunks) in self.chunks.drain(..) {
             for (chunk, (set, clear)) in chunks {
                 let old: Option<Vec<u8>> = select
                     .query_row(params![sku, chunk], |r| r.get(0))

@@ -842,18 +842,43 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
 }
 
 /// Writes back what changed in users' assignments, for one transaction: the statements are
-/// prepared once for the many users of a processing step, and holder bits gather until
-/// [`Writer::finish`].
+/// prepared once for the many users of a processing step, and holder bits and error counts
+/// gather until [`Writer::finish`].
 pub struct Writer<'t> {
     tx: &'t Transaction<'t>,
     table: &'t RuleTable,
     now: &'t str,
     upsert: CachedStatement<'t>,
     delete: CachedStatement<'t>,
-    count: CachedStatement<'t>,
     add_error: CachedStatement<'t>,
     remove_error: CachedStatement<'t>,
     holders: HolderChanges,
+    /// Change in users in error per group and code ('' for any code).
+    error_counts: HashMap<(i64, &'static str), i64>,
+}
+
+/// One product of a set about to be written: its text borrowed from the rule table and the
+/// engine's values where it can be (an empty configuration, the most common, is `[]`).
+struct NewProduct<'a> {
+    sku: &'a str,
+    applied: Option<std::borrow::Cow<'a, str>>,
+    state: &'static str,
+    error_code: Option<&'static str>,
+    error: Option<String>,
+    updated_at: &'a str,
+}
+
+impl NewProduct<'_> {
+    fn fields(&self) -> sets::Fields<'_> {
+        sets::Fields {
+            sku: self.sku,
+            applied: self.applied.as_deref(),
+            state: self.state,
+            error_code: self.error_code,
+            error: self.error.as_deref(),
+            updated_at: self.updated_at,
+        }
+    }
 }
 
 impl<'t> Writer<'t> {
@@ -869,10 +894,6 @@ impl<'t> Writer<'t> {
             delete: tx.prepare_cached(
                 "DELETE FROM assignment_sets WHERE user_id = ?1 AND group_id = ?2",
             )?,
-            count: tx.prepare_cached(
-                "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
-                 ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
-            )?,
             add_error: tx.prepare_cached(
                 "INSERT OR IGNORE INTO assignment_errors (group_id, user_id, error_code) VALUES (?1, ?2, ?3)",
             )?,
@@ -880,6 +901,7 @@ impl<'t> Writer<'t> {
                 "DELETE FROM assignment_errors WHERE group_id = ?1 AND user_id = ?2 AND error_code = ?3",
             )?,
             holders: HolderChanges::default(),
+            error_counts: HashMap::new(),
         })
     }
 
@@ -890,23 +912,26 @@ impl<'t> Writer<'t> {
     pub fn write(&mut self, user: &LoadedUser) -> Result<()> {
         let table = self.table;
         let id = user.licenses.id.0;
-        let mut after: Vec<(i64, Vec<ProductRow>)> = Vec::new();
+        let mut after: Vec<(i64, Vec<NewProduct<'_>>)> = Vec::new();
         for a in &user.licenses.assignments {
             let group = a.source.group().map_or(0, |g| g.0);
-            let row = ProductRow {
-                sku: table.product(a.product).name.clone(),
-                applied: a.applied.as_ref().map(|d| encode_disabled(table, d)),
-                state: a.state.graphql_name().to_string(),
-                error_code: a
-                    .error
-                    .as_ref()
-                    .map(|e| e.code().graphql_name().to_string()),
+            let product = NewProduct {
+                sku: &table.product(a.product).name,
+                applied: a.applied.as_ref().map(|d| {
+                    if d.is_empty() {
+                        "[]".into()
+                    } else {
+                        encode_disabled(table, d).into()
+                    }
+                }),
+                state: a.state.graphql_name(),
+                error_code: a.error.as_ref().map(|e| e.code().graphql_name()),
                 error: a.error.as_ref().map(|e| encode_error(table, e)),
-                updated_at: self.now.to_string(),
+                updated_at: self.now,
             };
             match after.iter_mut().find(|(g, _)| *g == group) {
-                Some((_, rows)) => rows.push(row),
-                None => after.push((group, vec![row])),
+                Some((_, products)) => products.push(product),
+                None => after.push((group, vec![product])),
             }
         }
         let before = |group: i64| {
@@ -915,19 +940,28 @@ impl<'t> Writer<'t> {
                 .find(|(g, _)| *g == group)
                 .map_or(&[][..], |(_, rows)| rows.as_slice())
         };
-        for (group, rows) in &mut after {
-            rows.sort_by(|a, b| a.sku.cmp(&b.sku));
+        for (group, products) in &mut after {
+            products.sort_by(|a, b| a.sku.cmp(b.sku));
             let old = before(*group);
-            for row in rows.iter_mut() {
-                if let Some(kept) = old.iter().find(|o| o.same_content(row)) {
-                    row.updated_at.clone_from(&kept.updated_at);
+            for product in products.iter_mut() {
+                if let Some(kept) = old
+                    .iter()
+                    .find(|o| o.fields().same_content(&product.fields()))
+                {
+                    product.updated_at = &kept.updated_at;
                 }
             }
         }
-        for (group, rows) in &after {
-            if before(*group) != rows.as_slice() {
-                self.upsert
-                    .execute(params![id, group, sets::encode(rows)])?;
+        for (group, products) in &after {
+            let old = before(*group);
+            let unchanged = old.len() == products.len()
+                && old
+                    .iter()
+                    .zip(products)
+                    .all(|(o, p)| o.fields() == p.fields());
+            if !unchanged {
+                let text = sets::encode(products.iter().map(NewProduct::fields));
+                self.upsert.execute(params![id, group, text])?;
             }
         }
         for (group, _) in &user.sets {
@@ -936,63 +970,109 @@ impl<'t> Writer<'t> {
             }
         }
         // L1: a user holds a product when any source's configuration of it is applied.
-        let held = |sets: &[(i64, Vec<ProductRow>)], sku: &str| {
-            sets.iter()
+        let held_before = |sku: &str| {
+            user.sets
+                .iter()
                 .flat_map(|(_, rows)| rows)
                 .any(|r| r.sku == sku && r.applied.is_some())
         };
-        for (_, rows) in user.sets.iter().chain(&after) {
-            for row in rows {
-                let (was, is) = (held(&user.sets, &row.sku), held(&after, &row.sku));
-                if was != is {
-                    self.holders.set(&row.sku, id, is);
-                }
+        let held_after = |sku: &str| {
+            after
+                .iter()
+                .flat_map(|(_, products)| products)
+                .any(|p| p.sku == sku && p.applied.is_some())
+        };
+        let skus = user
+            .sets
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| r.sku.as_str()))
+            .chain(
+                after
+                    .iter()
+                    .flat_map(|(_, products)| products.iter().map(|p| p.sku)),
+            );
+        for sku in skus {
+            let (was, is) = (held_before(sku), held_after(sku));
+            if was != is {
+                self.holders.set(sku, id, is);
             }
         }
-        self.count_errors(id, &user.sets, &after)
+        // Users in error per group and code: the user counts once per group and code, whatever
+        // the number of products.
+        let mut before_errors: Vec<(i64, &'static str)> = Vec::new();
+        for (group, rows) in &user.sets {
+            for code in rows.iter().filter_map(|r| r.error_code.as_deref()) {
+                before_errors.push((*group, error_code_name(code)?));
+            }
+        }
+        let mut after_errors: Vec<(i64, &'static str)> = Vec::new();
+        for (group, products) in &after {
+            after_errors.extend(
+                products
+                    .iter()
+                    .filter_map(|p| p.error_code.map(|c| (*group, c))),
+            );
+        }
+        if before_errors.is_empty() && after_errors.is_empty() {
+            return Ok(());
+        }
+        self.count_errors(id, before_errors, after_errors)
     }
 
-    /// Keeps `assignment_errors` (a row per group and code the user is in error with) and
-    /// `group_errors` (users in error per group and code, '' for any code) in step with one
-    /// user's sets: the user counts once per group and code, whatever the number of products.
+    /// Keeps `assignment_errors` (a row per group and code the user is in error with) in step
+    /// with one user's sets, and gathers the change of `group_errors`.
     fn count_errors(
         &mut self,
         user: i64,
-        before: &[(i64, Vec<ProductRow>)],
-        after: &[(i64, Vec<ProductRow>)],
+        before: Vec<(i64, &'static str)>,
+        after: Vec<(i64, &'static str)>,
     ) -> Result<()> {
-        let pairs = |sets: &[(i64, Vec<ProductRow>)]| {
-            let mut out: Vec<(i64, String)> = Vec::new();
-            for (group, rows) in sets {
-                for code in rows.iter().filter_map(|r| r.error_code.as_ref()) {
-                    out.push((*group, code.clone()));
-                    out.push((*group, String::new()));
-                }
-            }
-            out.sort_unstable();
-            out.dedup();
-            out
+        let pairs = |mut list: Vec<(i64, &'static str)>| {
+            let groups: Vec<(i64, &'static str)> = list.iter().map(|(g, _)| (*g, "")).collect();
+            list.extend(groups);
+            list.sort_unstable();
+            list.dedup();
+            list
         };
         let (before, after) = (pairs(before), pairs(after));
-        for (group, code) in before.iter().filter(|p| !after.contains(p)) {
-            self.count.execute(params![group, code, -1])?;
-            if !code.is_empty() {
-                self.remove_error.execute(params![group, user, code])?;
+        for pair in before.iter().filter(|p| !after.contains(p)) {
+            *self.error_counts.entry(*pair).or_default() -= 1;
+            if !pair.1.is_empty() {
+                self.remove_error.execute(params![pair.0, user, pair.1])?;
             }
         }
-        for (group, code) in after.iter().filter(|p| !before.contains(p)) {
-            self.count.execute(params![group, code, 1])?;
-            if !code.is_empty() {
-                self.add_error.execute(params![group, user, code])?;
+        for pair in after.iter().filter(|p| !before.contains(p)) {
+            *self.error_counts.entry(*pair).or_default() += 1;
+            if !pair.1.is_empty() {
+                self.add_error.execute(params![pair.0, user, pair.1])?;
             }
         }
         Ok(())
     }
 
-    /// Writes the holder bits gathered; the transaction must not end before.
+    /// Writes the holder bits and error counts gathered; the transaction must not end before.
     pub fn finish(mut self) -> Result<()> {
-        self.holders.flush(self.tx)
+        self.holders.flush(self.tx)?;
+        let mut change = self.tx.prepare_cached(
+            "INSERT INTO group_errors (group_id, error_code, users) VALUES (?1, ?2, max(?3, 0))
+             ON CONFLICT (group_id, error_code) DO UPDATE SET users = max(users + ?3, 0)",
+        )?;
+        for ((group, code), delta) in self.error_counts.drain() {
+            if delta != 0 {
+                change.execute(params![group, code, delta])?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// The code's name as the engine spells it, for a code read back from a stored set.
+fn error_code_name(code: &str) -> Result<&'static str> {
+    engine::ErrorCode::ALL
+        .iter()
+        .map(|c| c.graphql_name())
+        .find(|name| *name == code)
+        .ok_or_else(|| StoreError::Corrupt(format!("error code {code:?}")))
 }
 
 /// The groups a user is a member of, in the order the user joined them.

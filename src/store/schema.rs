@@ -215,7 +215,11 @@ fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
             let key: (i64, i64) = (r.get(0)?, r.get(1)?);
             if current != Some(key) {
                 if let Some((user, group)) = current {
-                    insert.execute(rusqlite::params![user, group, sets::encode(&products)])?;
+                    insert.execute(rusqlite::params![
+                        user,
+                        group,
+                        sets::encode(products.iter().map(ProductRow::fields))
+                    ])?;
                 }
                 current = Some(key);
                 products.clear();
@@ -235,7 +239,11 @@ fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
         }
     }
     if let Some((user, group)) = current {
-        insert.execute(rusqlite::params![user, group, sets::encode(&products)])?;
+        insert.execute(rusqlite::params![
+            user,
+            group,
+            sets::encode(products.iter().map(ProductRow::fields))
+        ])?;
     }
     holders.flush(tx)?;
     tx.execute_batch("DROP TABLE assignments;")?;

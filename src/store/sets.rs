@@ -30,14 +30,41 @@ pub struct ProductRow {
     pub updated_at: String,
 }
 
+/// A product of a set as borrowed text: what is written, from a stored row or from the engine's
+/// values without copying them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub sku: &'a str,
+    pub applied: Option<&'a str>,
+    pub state: &'a str,
+    pub error_code: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub updated_at: &'a str,
+}
+
+impl Fields<'_> {
+    /// Whether the two say the same, whenever they were written.
+    pub fn same_content(&self, other: &Fields<'_>) -> bool {
+        Fields {
+            updated_at: "",
+            ..*self
+        } == Fields {
+            updated_at: "",
+            ..*other
+        }
+    }
+}
+
 impl ProductRow {
-    /// Whether the two rows say the same, whenever they were written.
-    pub fn same_content(&self, other: &ProductRow) -> bool {
-        self.sku == other.sku
-            && self.applied == other.applied
-            && self.state == other.state
-            && self.error_code == other.error_code
-            && self.error == other.error
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            sku: &self.sku,
+            applied: self.applied.as_deref(),
+            state: &self.state,
+            error_code: self.error_code.as_deref(),
+            error: self.error.as_deref(),
+            updated_at: &self.updated_at,
+        }
     }
 }
 
@@ -71,29 +98,29 @@ fn push_json_string(out: &mut String, text: &str) {
 
 /// The stored text of a set: `[{"sku":…,"applied":[…]|null,"state":…,"code":…,"error":{…},"at":…}]`,
 /// `code` and `error` only when in error. `applied` and `error` are JSON written by `codec`.
-pub fn encode(rows: &[ProductRow]) -> String {
-    let mut out = String::with_capacity(rows.len() * 96);
+pub fn encode<'a>(rows: impl IntoIterator<Item = Fields<'a>>) -> String {
+    let mut out = String::with_capacity(256);
     out.push('[');
-    for (i, row) in rows.iter().enumerate() {
+    for (i, row) in rows.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str("{\"sku\":");
-        push_json_string(&mut out, &row.sku);
+        push_json_string(&mut out, row.sku);
         out.push_str(",\"applied\":");
-        out.push_str(row.applied.as_deref().unwrap_or("null"));
+        out.push_str(row.applied.unwrap_or("null"));
         out.push_str(",\"state\":");
-        push_json_string(&mut out, &row.state);
-        if let Some(code) = &row.error_code {
+        push_json_string(&mut out, row.state);
+        if let Some(code) = row.error_code {
             out.push_str(",\"code\":");
             push_json_string(&mut out, code);
         }
-        if let Some(error) = &row.error {
+        if let Some(error) = row.error {
             out.push_str(",\"error\":");
             out.push_str(error);
         }
         out.push_str(",\"at\":");
-        push_json_string(&mut out, &row.updated_at);
+        push_json_string(&mut out, row.updated_at);
         out.push('}');
     }
     out.push(']');
@@ -231,8 +258,8 @@ mod tests {
 
     #[test]
     fn a_set_reads_back_as_written_in_name_order() {
-        let rows = vec![row("Z\"ODD", true), row("ENTERPRISEPACK", false)];
-        let text = encode(&rows);
+        let rows = [row("Z\"ODD", true), row("ENTERPRISEPACK", false)];
+        let text = encode(rows.iter().map(ProductRow::fields));
         let back = decode(&text).expect("decodes");
         assert_eq!(back, vec![rows[1].clone(), rows[0].clone()]);
         assert!(
@@ -280,7 +307,7 @@ mod tests {
             .expect("user");
             conn.execute(
                 "INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, 0, ?2)",
-                rusqlite::params![user, encode(&[row("EMS", false)])],
+                rusqlite::params![user, encode([row("EMS", false).fields()])],
             )
             .expect("set");
         }
