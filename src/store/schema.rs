@@ -255,7 +255,7 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 }
 
 /// Applies the migrations up to version `last`.
-fn migrate_until(conn: &mut Connection, last: usize) -> Result<()> {
+pub(super) fn migrate_until(conn: &mut Connection, last: usize) -> Result<()> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (index, (sql, step)) in MIGRATIONS.iter().enumerate().take(last) {
         let version = index as i64 + 1;
