@@ -5,7 +5,8 @@
 //! change together; one row per member and group is one B-tree insert where a row per product
 //! was three, and that insert was most of a large group's processing time (B1 in
 //! BENCHMARKS.md). Product holders (L1) and users in error (Q1) are kept beside it, in
-//! `holders` and `assignment_errors`, so that no read needs to look inside the arrays.
+//! `holders` and `assignment_errors`, so that lists and counts never look inside the arrays; only
+//! a user's own states do.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
