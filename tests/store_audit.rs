@@ -75,7 +75,15 @@ fn the_audit_reports_each_kind_of_wrong_count() {
             tx.execute_batch(
                 "UPDATE products SET consumed_units = consumed_units + 1 WHERE sku = 'STANDARDPACK';
                  UPDATE groups SET member_count = 3 WHERE display_name = 'Standard';
-                 UPDATE group_errors SET users = users + 2 WHERE error_code = '';",
+                 UPDATE group_errors SET users = users + 2 WHERE error_code = '';
+                 DELETE FROM assignment_errors WHERE user_id = (SELECT min(user_id) FROM assignment_errors);",
+            )?;
+            // User 1 (bit 1 of chunk 0) holds EMS in the bitmaps only.
+            let mut bits = vec![0u8; 512];
+            bits[0] = 0b10;
+            tx.execute(
+                "INSERT INTO holders (sku, chunk, bits) VALUES ('EMS', 0, ?1)",
+                [bits],
             )?;
             let problems = read::audit(tx)?;
             // Nothing of this is kept.
@@ -93,4 +101,12 @@ fn the_audit_reports_each_kind_of_wrong_count() {
         "{problems}"
     );
     assert!(problems.contains("users in error \"\": "), "{problems}");
+    assert!(
+        problems.contains("user 1 holds EMS in the holders but not in its sets"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(": true in its sets, false in assignment_errors"),
+        "{problems}"
+    );
 }
