@@ -132,8 +132,8 @@ impl Store {
                     let before = conn.total_changes();
                     job(&mut conn);
                     if conn.total_changes() != before {
-                        // The checkpointer may be gone only if it failed to start its
-                        // connection; the writer's own checkpoints then keep the log bounded.
+                        // The checkpointer ends only when this sender is dropped; were it gone
+                        // (a panic), the writer's own checkpoints would keep the log bounded.
                         let _ = kick.send(());
                     }
                 }

@@ -804,7 +804,7 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
             Ok(())
         },
     )?;
-    for (user_id, group_id, products) in sets::load(conn, ids)? {
+    for (user_id, group_id, products) in sets::load_selected(conn, &sorted, &selection)? {
         let Some(user) = users.get_mut(&user_id) else {
             continue;
         };

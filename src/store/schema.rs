@@ -203,6 +203,10 @@ fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
     let mut holders = HolderChanges::default();
     let mut insert = tx
         .prepare("INSERT INTO assignment_sets (user_id, group_id, products) VALUES (?1, ?2, ?3)")?;
+    let mut write_set = |(user, group): (i64, i64), products: &[ProductRow]| {
+        let text = sets::encode(products.iter().map(ProductRow::fields));
+        insert.execute(rusqlite::params![user, group, text])
+    };
     let mut current: Option<(i64, i64)> = None;
     let mut products: Vec<ProductRow> = Vec::new();
     {
@@ -214,12 +218,8 @@ fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
         while let Some(r) = rows.next()? {
             let key: (i64, i64) = (r.get(0)?, r.get(1)?);
             if current != Some(key) {
-                if let Some((user, group)) = current {
-                    insert.execute(rusqlite::params![
-                        user,
-                        group,
-                        sets::encode(products.iter().map(ProductRow::fields))
-                    ])?;
+                if let Some(done) = current {
+                    write_set(done, &products)?;
                 }
                 current = Some(key);
                 products.clear();
@@ -238,12 +238,8 @@ fn move_assignments(tx: &Transaction<'_>) -> Result<()> {
             products.push(row);
         }
     }
-    if let Some((user, group)) = current {
-        insert.execute(rusqlite::params![
-            user,
-            group,
-            sets::encode(products.iter().map(ProductRow::fields))
-        ])?;
+    if let Some(done) = current {
+        write_set(done, &products)?;
     }
     holders.flush(tx)?;
     tx.execute_batch("DROP TABLE assignments;")?;

@@ -222,6 +222,11 @@ pub fn load(conn: &Connection, users: &[i64]) -> Result<Vec<Set>> {
         return Ok(Vec::new());
     }
     let (sorted, ids) = select(users);
+    load_selected(conn, &sorted, &ids)
+}
+
+/// [`load`] for ids already [`select`]ed (`sorted`, read as `ids` says).
+pub fn load_selected(conn: &Connection, sorted: &[i64], ids: &Ids) -> Result<Vec<Set>> {
     let mut out = Vec::new();
     ids.query(
         conn,
