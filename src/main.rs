@@ -60,6 +60,15 @@ enum Command {
             env = "GROUP_LICENSING_RESPONSE_CACHE_MIB"
         )]
         response_cache_mib: u64,
+        /// An origin whose pages may call the API from a browser (CORS), e.g.
+        /// https://dashboard.example.com; repeat it for more. The server's own pages need none.
+        #[arg(
+            long = "allowed-origin",
+            value_name = "ORIGIN",
+            env = "GROUP_LICENSING_ALLOWED_ORIGINS",
+            value_delimiter = ','
+        )]
+        allowed_origins: Vec<group_licensing::server::guard::AllowedOrigin>,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
             insecure,
             request_timeout_ms,
             response_cache_mib,
+            allowed_origins,
         } => serve(group_licensing::server::Config {
             db,
             rules,
@@ -122,6 +132,7 @@ fn main() -> ExitCode {
             insecure,
             request_timeout: std::time::Duration::from_millis(request_timeout_ms),
             response_cache_bytes: (response_cache_mib as usize).saturating_mul(1024 * 1024),
+            allowed_origins,
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

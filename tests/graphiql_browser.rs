@@ -49,6 +49,7 @@ fn start_demo_server(db: &Path, env: &[(&str, &str)]) -> (Server, String) {
     let base = line
         .trim()
         .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
         .to_string();
     (server, base)

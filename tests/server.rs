@@ -11,6 +11,8 @@ mod harness;
 mod bad_input;
 #[path = "server/concurrency.rs"]
 mod concurrency;
+#[path = "server/conformance.rs"]
+mod conformance;
 #[path = "server/crash.rs"]
 mod crash;
 #[path = "server/durability.rs"]

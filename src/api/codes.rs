@@ -11,14 +11,38 @@ use super::limits;
 /// What async-graphql's own argument coercion puts before its message (`InputValueError`).
 const COERCION_PREFIX: &str = "Failed to parse \"";
 
-/// Gives every error of `response` its code. Run on the finished response rather than as an
-/// async-graphql extension: any extension makes the executor take its slow path for every
-/// field of every answer.
-pub fn add_codes(response: &mut Response) {
+/// How far a request got, as its answer shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It ran, with or without field errors.
+    Executed,
+    /// The document did not parse or validate, or the variables did not coerce.
+    Invalid,
+    /// A depth or complexity limit refused it.
+    Limited,
+}
+
+/// Gives every error of `response` its code and says how far the request got. Run on the
+/// finished response rather than as an async-graphql extension: any extension makes the
+/// executor take its slow path for every field of every answer.
+pub fn add_codes(response: &mut Response) -> Verdict {
+    let mut limited = false;
     for error in &mut response.errors {
-        if !limits::explain(error) {
+        if limits::explain(error) {
+            limited = true;
+        } else {
             add_code(error);
         }
+    }
+    // An error raised while executing has a path (a failed root field too, even when it
+    // leaves `data` null); only the checks before execution make errors without one.
+    let before_execution = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    match (before_execution, limited) {
+        (false, _) => Verdict::Executed,
+        (true, true) => Verdict::Limited,
+        (true, false) => Verdict::Invalid,
     }
 }
 

@@ -21,8 +21,13 @@
 //! The text is checked before it is parsed: the parser is recursive, and a request of a
 //! million `[` must be refused before it reaches it.
 
-use async_graphql::parser::types::{OperationType, Selection, SelectionSet};
-use async_graphql::{Positioned, ServerError};
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::{EmptySubscription, Positioned, Schema, ServerError, Variables};
+
+use super::{ApiSchema, Mutation, Query};
 
 pub const MAX_NESTING: usize = 64;
 pub const MAX_DEPTH: usize = 20;
@@ -57,10 +62,13 @@ pub fn list_cost(items: usize, child: usize) -> usize {
 }
 
 /// What the HTTP layer needs to know of a request before running it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Shape {
     /// The operation that would run is a mutation.
     pub mutation: bool,
+    /// The parsed document, for the executor (which need not parse it again) and for putting
+    /// the answer in order; `None` when it does not parse.
+    pub document: Option<ExecutableDocument>,
 }
 
 /// A request refused by a limit: `code` goes to `extensions.code`.
@@ -90,7 +98,10 @@ pub fn inspect(query: &str, operation: Option<&str>) -> Result<Shape, Refused> {
         });
     }
     let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return Ok(Shape { mutation: false });
+        return Ok(Shape {
+            mutation: false,
+            document: None,
+        });
     };
     let mut count = Counts::default();
     for (_, op) in document.operations.iter() {
@@ -119,7 +130,10 @@ pub fn inspect(query: &str, operation: Option<&str>) -> Result<Shape, Refused> {
         };
         selected && op.node.ty == OperationType::Mutation
     });
-    Ok(Shape { mutation })
+    Ok(Shape {
+        mutation,
+        document: Some(document),
+    })
 }
 
 #[derive(Default)]
@@ -221,6 +235,56 @@ pub fn explain(error: &mut ServerError) -> bool {
     true
 }
 
+/// The schema without its depth and complexity limits, which validates a request and never
+/// runs it. async-graphql checks those limits before it reports what validation found, so a
+/// request with a wrong argument and a large page would hear only about its size; this tells
+/// the server what else is wrong. Used only for requests a limit refused.
+pub fn validator() -> ApiSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .limit_recursive_depth(MAX_NESTING)
+        .extension(ValidateOnly)
+        .finish()
+}
+
+/// What validation finds in a request, limits aside (see [`validator`]).
+pub async fn validation_errors(
+    validator: &ApiSchema,
+    query: String,
+    operation: Option<String>,
+    variables: Variables,
+    document: Option<ExecutableDocument>,
+) -> Vec<ServerError> {
+    let mut request = async_graphql::Request::new(query).variables(variables);
+    if let Some(name) = operation {
+        request = request.operation_name(name);
+    }
+    if let Some(document) = document {
+        request.set_parsed_query(document);
+    }
+    validator.execute(request).await.errors
+}
+
+struct ValidateOnly;
+
+impl ExtensionFactory for ValidateOnly {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ValidateOnly)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ValidateOnly {
+    /// Reached only by a request that validated: it stops there, with nothing run.
+    async fn execute(
+        &self,
+        _ctx: &ExtensionContext<'_>,
+        _operation_name: Option<&str>,
+        _next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        async_graphql::Response::new(async_graphql::Value::Null)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,16 +311,16 @@ mod tests {
         let fields: String = (0..=MAX_ALIASES).map(|i| format!("a{i}: id ")).collect();
         let q = format!("{{ ...F }} fragment F on Query {{ {fields} }}");
         assert_eq!(
-            inspect(&q, None).map_err(|r| r.code),
-            Err("QUERY_TOO_COMPLEX")
+            inspect(&q, None).err().map(|r| r.code),
+            Some("QUERY_TOO_COMPLEX")
         );
         let fields: String = (0..MAX_ALIASES).map(|i| format!("a{i}: id ")).collect();
         assert!(inspect(&format!("{{ {fields} }}"), None).is_ok());
         let directives = "@include(if: true) ".repeat(MAX_DIRECTIVES + 1);
         let q = format!("{{ rules {directives} {{ planCount }} }}");
         assert_eq!(
-            inspect(&q, None).map_err(|r| r.code),
-            Err("QUERY_TOO_COMPLEX")
+            inspect(&q, None).err().map(|r| r.code),
+            Some("QUERY_TOO_COMPLEX")
         );
     }
 

@@ -6,10 +6,11 @@
 //! (the violations, as `LicenseViolation`).
 
 mod codes;
-pub use codes::add_codes;
+pub use codes::{Verdict, add_codes};
 pub mod limits;
 mod loaders;
 mod mutation;
+pub mod order;
 mod query;
 pub mod types;
 

@@ -18,6 +18,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 
+use super::pages::FAVICON_PATH;
+
 /// Where the router serves the page.
 pub const PAGE_PATH: &str = "/graphiql";
 /// Prefix of the asset URLs used by the page.
@@ -126,6 +128,7 @@ pub fn page(endpoint: &str) -> String {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <title>GraphiQL · group-licensing</title>
+<link rel="icon" href="{FAVICON_PATH}" type="image/svg+xml">
 <link rel="stylesheet" href="{ASSETS_PATH}/graphiql.min.css">
 <style>
   html, body {{ height: 100%; margin: 0; }}
@@ -309,7 +312,7 @@ mod tests {
         assert!(!html.contains("http://"), "page has an http:// URL");
         assert!(!html.contains("https://"), "page has an https:// URL");
         assert!(!html.contains("//"), "page has a protocol-relative URL");
-        for url in references(&html) {
+        for url in references(&html).into_iter().filter(|u| *u != FAVICON_PATH) {
             let name = url
                 .strip_prefix(ASSETS_PATH)
                 .and_then(|rest| rest.strip_prefix('/'))

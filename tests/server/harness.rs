@@ -109,6 +109,7 @@ impl Server {
             .env_remove("GROUP_LICENSING_ADMIN_TOKENS")
             .env_remove("GROUP_LICENSING_READER_TOKENS")
             .env_remove("GROUP_LICENSING_REQUEST_TIMEOUT_MS")
+            .env_remove("GROUP_LICENSING_ALLOWED_ORIGINS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -517,7 +518,9 @@ fn read_address(stdout: ChildStdout, tx: mpsc::Sender<Option<String>>) {
     for line in lines.by_ref() {
         let Ok(line) = line else { break };
         if !sent && let Some(rest) = line.strip_prefix("listening on ") {
-            let _ = tx.send(Some(rest.trim().to_string()));
+            // `listening on http://ADDR (open … in a browser)`: the address is the first word.
+            let address = rest.split_whitespace().next().unwrap_or_default();
+            let _ = tx.send(Some(address.to_string()));
             sent = true;
         }
     }

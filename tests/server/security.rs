@@ -284,7 +284,11 @@ fn spawn_listening(
     assert!(line.starts_with("listening on "), "{line}");
     (
         child,
-        line.trim().trim_start_matches("listening on ").to_string(),
+        line.trim_start_matches("listening on ")
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
     )
 }
 

@@ -1,0 +1,478 @@
+//! `/graphql` over HTTP, as graphql-api.md ("HTTP") and the GraphQL-over-HTTP specification
+//! say: `POST` with a JSON body, `GET` with the query in the URL (never a mutation), the answer
+//! in the media type the client prefers (`negotiate`), and a status that follows from the media
+//! type and from how far the request got:
+//!
+//! | request | `application/graphql-response+json` | `application/json` |
+//! | --- | --- | --- |
+//! | body or parameters malformed | 400 | 400 |
+//! | document does not parse or validate, variables do not coerce | 400, no `data` | 200, no `data` |
+//! | a request limit | 400 | 400 |
+//! | executed, with or without field errors | 200 | 200 |
+//!
+//! Every refusal is a GraphQL error with `extensions.code`, in the negotiated media type.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::negotiate::{self, Media};
+use super::{HttpState, graphiql};
+use crate::api::{self, Verdict};
+use crate::server::auth::{Refusal, Role};
+
+/// `POST /graphql`. Nothing about the request is read before its media types are checked: a
+/// body a browser may send across origins without asking first (`text/plain`, a form) is
+/// refused unread, so a page elsewhere cannot make the server run anything.
+pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Response {
+    let Some(media) = negotiate::choose(request.headers()) else {
+        return not_acceptable();
+    };
+    if !negotiate::is_json_body(request.headers()) {
+        return error(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST /graphql takes a JSON body: send `Content-Type: application/json`",
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let role = match state.auth.role(&parts.headers) {
+        Ok(role) => role,
+        Err(refusal) => return unauthenticated(media, refusal),
+    };
+    // Buffered whole first: axum tells a body over the limit (413, also when it comes in
+    // chunks with no length declared) from one that broke off.
+    let bytes = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => {
+            let status = rejection.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "PAYLOAD_TOO_LARGE"
+            } else {
+                "BAD_REQUEST"
+            };
+            return error(media, status, code, &rejection.body_text());
+        }
+    };
+    let request = match parse_body(&bytes) {
+        Ok(request) => request,
+        Err(message) => return bad_input(media, &message),
+    };
+    // Only queries that passed the checks below are cached, under their exact text and
+    // operation: a hit has passed them already.
+    let lookup = Lookup::new(&state, &request);
+    if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
+        return json(media, StatusCode::OK, answer);
+    }
+    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
+        Ok(shape) => shape,
+        Err(refused) => {
+            return error(
+                media,
+                StatusCode::BAD_REQUEST,
+                refused.code,
+                &refused.message,
+            );
+        }
+    };
+    if shape.mutation && role == Role::Reader {
+        return error(
+            media,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "a reader token may only run queries: mutations need an admin token",
+        );
+    }
+    run(&state, media, request, shape, lookup).await
+}
+
+/// `GET /graphql`: GraphiQL for a browser that asks for HTML without a query; otherwise the
+/// query in the URL. Mutations are refused over GET (405): a link must never change data.
+pub(super) async fn get(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    params: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Response {
+    let params = match params {
+        Ok(Query(params)) => params,
+        Err(rejection) => {
+            let media = negotiate::choose(&headers).unwrap_or(Media::Json);
+            return bad_input(
+                media,
+                &format!("the URL's parameters: {}", rejection.body_text()),
+            );
+        }
+    };
+    // The GraphiQL page holds no data, so it is served to anyone; its queries carry the token.
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html && !params.contains_key("query") {
+        return Html(graphiql::page(graphiql::ENDPOINT)).into_response();
+    }
+    let Some(media) = negotiate::choose(&headers) else {
+        return not_acceptable();
+    };
+    let Some(query) = params.get("query") else {
+        return bad_input(
+            media,
+            "GET /graphql needs a `query` parameter (or use POST)",
+        );
+    };
+    // Any role may query; mutations are refused over GET below, whoever asks.
+    if let Err(refusal) = state.auth.role(&headers) {
+        return unauthenticated(media, refusal);
+    }
+    let mut request = async_graphql::Request::new(query.clone());
+    if let Some(name) = params.get("operationName") {
+        request = request.operation_name(name.clone());
+    }
+    if let Some(text) = params.get("variables") {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value @ serde_json::Value::Object(_)) => {
+                request = request.variables(async_graphql::Variables::from_json(value));
+            }
+            Ok(serde_json::Value::Null) => {}
+            Ok(_) => return bad_input(media, "`variables` must be a JSON object"),
+            Err(e) => return bad_input(media, &format!("`variables` is not JSON: {e}")),
+        }
+    }
+    if let Some(text) = params.get("extensions") {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
+            Ok(_) => return bad_input(media, "`extensions` must be a JSON object"),
+            Err(e) => return bad_input(media, &format!("`extensions` is not JSON: {e}")),
+        }
+    }
+    let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
+        Ok(shape) => shape,
+        Err(refused) => {
+            return error(
+                media,
+                StatusCode::BAD_REQUEST,
+                refused.code,
+                &refused.message,
+            );
+        }
+    };
+    if shape.mutation {
+        let mut response = error(
+            media,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "mutations are not allowed over GET: send them with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let lookup = Lookup::new(&state, &request);
+    if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
+        return json(media, StatusCode::OK, answer);
+    }
+    run(&state, media, request, shape, lookup).await
+}
+
+/// A POST body as GraphQL over HTTP defines it: a JSON object with a `query` string, and
+/// optionally `operationName` (a string), `variables` and `extensions` (objects); `null` is as
+/// good as absent. Anything else is the client's mistake, said in words.
+fn parse_body(bytes: &[u8]) -> Result<async_graphql::Request, String> {
+    use serde_json::Value;
+    let body: Value = serde_json::from_slice(bytes).map_err(|e| {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            "the body is empty: send a JSON object with a `query` string".to_string()
+        } else {
+            format!("the body is not JSON: {e}")
+        }
+    })?;
+    let Value::Object(mut body) = body else {
+        return Err(
+            "the body must be a JSON object with a `query` string (a batch of requests is not supported)"
+                .into(),
+        );
+    };
+    let query = match body.remove("query") {
+        Some(Value::String(query)) => query,
+        None | Some(Value::Null) => {
+            return Err("the body has no `query`: send the GraphQL document as a string".into());
+        }
+        Some(_) => return Err("`query` must be a string holding the GraphQL document".into()),
+    };
+    let mut request = async_graphql::Request::new(query);
+    match body.remove("operationName") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(name)) => request = request.operation_name(name),
+        Some(_) => return Err("`operationName` must be a string".into()),
+    }
+    match body.remove("variables") {
+        None | Some(Value::Null) => {}
+        Some(value @ Value::Object(_)) => {
+            request = request.variables(async_graphql::Variables::from_json(value));
+        }
+        Some(_) => return Err("`variables` must be a JSON object of the variables' values".into()),
+    }
+    match body.remove("extensions") {
+        None | Some(Value::Null | Value::Object(_)) => {}
+        Some(_) => return Err("`extensions` must be a JSON object".into()),
+    }
+    Ok(request)
+}
+
+/// Where a query's answer is, or would be, in the response cache.
+struct Lookup {
+    generation: super::cache::Generation,
+    key: super::cache::Key,
+}
+
+impl Lookup {
+    /// `None` when the cache is off. The generations are read before anything is computed.
+    fn new(state: &HttpState, request: &async_graphql::Request) -> Option<Lookup> {
+        state.cache.enabled().then(|| Lookup {
+            generation: (state.app.store.generation(), state.app.rules.generation()),
+            key: super::cache::Key {
+                query: request.query.clone(),
+                operation: request.operation_name.clone(),
+                variables: serde_json::to_string(&request.variables).unwrap_or_default(),
+            },
+        })
+    }
+
+    fn hit(&self, state: &HttpState) -> Option<Bytes> {
+        state.cache.get(self.generation, &self.key)
+    }
+}
+
+/// Runs an admitted request. Queries are cut at the request timeout; a mutation is not, as
+/// its transaction may already be committed: cutting the wait would only hide the outcome.
+/// A query's answer may come from, and go to, the response cache.
+async fn run(
+    state: &HttpState,
+    media: Media,
+    mut request: async_graphql::Request,
+    shape: api::limits::Shape,
+    lookup: Option<Lookup>,
+) -> Response {
+    // Kept for putting the answer's fields in order, and for a second look at a request a
+    // limit refused; async-graphql is given the parsed document instead of parsing it again.
+    let operation = request.operation_name.clone();
+    let variables = request.variables.clone();
+    let query = request.query.clone();
+    if let Some(document) = &shape.document {
+        request.set_parsed_query(document.clone());
+    }
+    let request = api::prepare(request, &state.app);
+    let mut response = if shape.mutation {
+        state.schema.execute(request).await
+    } else {
+        match tokio::time::timeout(state.request_timeout, state.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => {
+                return error(
+                    media,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "TIMEOUT",
+                    &format!(
+                        "the query took longer than {} ms and was stopped: ask for smaller pages or fewer fields",
+                        state.request_timeout.as_millis()
+                    ),
+                );
+            }
+        }
+    };
+    let mut verdict = api::add_codes(&mut response);
+    if verdict == Verdict::Limited {
+        // async-graphql checks its limits before it reports what validation found: a request
+        // that is wrong as well as large is told what is wrong.
+        let errors = api::limits::validation_errors(
+            &state.validator,
+            query,
+            operation.clone(),
+            variables.clone(),
+            shape.document.clone(),
+        )
+        .await;
+        if !errors.is_empty() {
+            response = async_graphql::Response::from_errors(errors);
+            verdict = api::add_codes(&mut response);
+        }
+    }
+    match verdict {
+        Verdict::Executed => {}
+        Verdict::Invalid => {
+            let status = match media {
+                Media::GraphqlResponse => StatusCode::BAD_REQUEST,
+                Media::Json => StatusCode::OK,
+            };
+            return errors_only(media, status, &response);
+        }
+        Verdict::Limited => return errors_only(media, StatusCode::BAD_REQUEST, &response),
+    }
+    if let Some(document) = &shape.document {
+        api::order::restore(
+            &mut response.data,
+            document,
+            operation.as_deref(),
+            &variables,
+        );
+    }
+    let bytes = match serde_json::to_vec(&response) {
+        Ok(bytes) => Bytes::from(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing an answer");
+            return error(
+                media,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_SERVER_ERROR",
+                "the answer could not be written",
+            );
+        }
+    };
+    if let Some(Lookup { generation, key }) = lookup
+        && !shape.mutation
+        && response.is_ok()
+    {
+        state.cache.put(generation, key, bytes.clone());
+    }
+    json(media, StatusCode::OK, bytes)
+}
+
+/// An answer that never began executing: its errors, and no `data` entry (GraphQL spec,
+/// "Response Format": an error raised before execution leaves `data` out).
+fn errors_only(media: Media, status: StatusCode, response: &async_graphql::Response) -> Response {
+    #[derive(serde::Serialize)]
+    struct ErrorsOnly<'a> {
+        errors: &'a [async_graphql::ServerError],
+    }
+    written(
+        media,
+        status,
+        &ErrorsOnly {
+            errors: &response.errors,
+        },
+    )
+}
+
+/// A body of ours, with its members in the order the structure declares them (a
+/// `serde_json::Value` would sort them: `extensions` before `message`).
+fn written(media: Media, status: StatusCode, body: &impl serde::Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => json(media, status, Bytes::from(bytes)),
+        Err(e) => {
+            tracing::error!(error = %e, "serializing an answer");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A GraphQL answer already serialized.
+fn json(media: Media, status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response()
+}
+
+/// A refusal as a GraphQL error with its code.
+pub(crate) fn error(media: Media, status: StatusCode, code: &str, message: &str) -> Response {
+    #[derive(serde::Serialize)]
+    struct Code<'a> {
+        code: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Error<'a> {
+        message: &'a str,
+        extensions: Code<'a>,
+    }
+    #[derive(serde::Serialize)]
+    struct Errors<'a> {
+        errors: [Error<'a>; 1],
+    }
+    let body = Errors {
+        errors: [Error {
+            message,
+            extensions: Code { code },
+        }],
+    };
+    written(media, status, &body)
+}
+
+fn bad_input(media: Media, message: &str) -> Response {
+    error(media, StatusCode::BAD_REQUEST, "BAD_USER_INPUT", message)
+}
+
+/// The client takes neither JSON type: said in JSON anyway, the one format left to explain.
+fn not_acceptable() -> Response {
+    error(
+        Media::Json,
+        StatusCode::NOT_ACCEPTABLE,
+        "NOT_ACCEPTABLE",
+        "answers are JSON: accept application/graphql-response+json or application/json",
+    )
+}
+
+fn unauthenticated(media: Media, refusal: Refusal) -> Response {
+    let (message, challenge) = match refusal {
+        Refusal::Missing => (
+            "this server needs a token: send `Authorization: Bearer <token>`",
+            "Bearer realm=\"group-licensing\"",
+        ),
+        Refusal::Invalid => (
+            "the token is not valid",
+            "Bearer realm=\"group-licensing\", error=\"invalid_token\"",
+        ),
+    };
+    let mut response = error(media, StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message);
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_checked_member_by_member() {
+        let ok = parse_body(
+            br#"{"query":"{ a }","operationName":null,"variables":{"x":1},"extensions":{}}"#,
+        )
+        .expect("accepted");
+        assert_eq!(ok.query, "{ a }");
+        for (body, says) in [
+            (&b""[..], "empty"),
+            (b"  \n", "empty"),
+            (b"{\"query\": ", "not JSON"),
+            (b"[{\"query\":\"{ a }\"}]", "JSON object"),
+            (b"\"{ a }\"", "JSON object"),
+            (b"{}", "no `query`"),
+            (b"{\"query\": null}", "no `query`"),
+            (b"{\"query\": 7}", "`query` must be a string"),
+            (
+                b"{\"query\": \"{ a }\", \"operationName\": 1}",
+                "`operationName`",
+            ),
+            (
+                b"{\"query\": \"{ a }\", \"variables\": \"{}\"}",
+                "`variables`",
+            ),
+            (b"{\"query\": \"{ a }\", \"variables\": [1]}", "`variables`"),
+            (
+                b"{\"query\": \"{ a }\", \"extensions\": false}",
+                "`extensions`",
+            ),
+        ] {
+            let message = parse_body(body).err().unwrap_or_default();
+            assert!(
+                message.contains(says),
+                "{:?}: {message:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}
