@@ -7,10 +7,13 @@
 //! The server is the real binary, serving the demo tenant from a temporary database.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use group_licensing::server::graphiql;
+
+#[path = "support/node_tools.rs"]
+mod node_tools;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -55,34 +58,6 @@ fn start_demo_server(db: &Path, env: &[(&str, &str)]) -> (Server, String) {
     (server, base)
 }
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// `npm ci` in tests/browser when playwright-core is not installed yet.
-fn install_playwright() {
-    let dir = browser_dir();
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("running `npm ci` in {}: {e} (install Node.js >= 20 with npm, or run .ci/browser-setup)", dir.display())
-        });
-    assert!(
-        status.success(),
-        "`npm ci` in {} failed: {status}",
-        dir.display()
-    );
-}
-
 #[test]
 fn graphiql_runs_a_query_in_headless_chromium_offline() {
     assert!(
@@ -96,7 +71,7 @@ fn graphiql_runs_a_query_in_headless_chromium_offline() {
              install Node.js/npm and rebuild after `touch build.rs`"
         );
     }
-    install_playwright();
+    node_tools::install();
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (_server, base) = start_demo_server(&dir.path().join("demo.db"), &[]);
@@ -105,7 +80,7 @@ fn graphiql_runs_a_query_in_headless_chromium_offline() {
     let _ = std::fs::remove_file(&screenshot);
     let expected = r#""displayName": "Contoso (demo)""#;
     let output = Command::new("node")
-        .arg(browser_dir().join("graphiql.mjs"))
+        .arg(node_tools::dir().join("graphiql.mjs"))
         .arg(&base)
         .arg(expected)
         .arg(&screenshot)
@@ -155,7 +130,7 @@ fn graphiql_sends_the_token_typed_in_its_headers_editor() {
     if !graphiql::BUNDLE_EMBEDDED {
         panic!("this build has no GraphiQL bundle (npm was not available to build.rs)");
     }
-    install_playwright();
+    node_tools::install();
     const READER: &str = "reader-token-for-the-browser-test";
     let dir = tempfile::tempdir().expect("temp dir");
     let (_server, base) = start_demo_server(
@@ -170,7 +145,7 @@ fn graphiql_sends_the_token_typed_in_its_headers_editor() {
     );
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql-token.png");
     let output = Command::new("node")
-        .arg(browser_dir().join("graphiql.mjs"))
+        .arg(node_tools::dir().join("graphiql.mjs"))
         .arg(&base)
         .arg(r#""displayName": "Contoso (demo)""#)
         .arg(&screenshot)

@@ -14,25 +14,44 @@ use super::{AppState, api_error, bad_input, parse_id, reload_rules};
 
 pub struct Mutation;
 
+/// A product to assign, with the service plans to turn off.
 #[derive(InputObject)]
 pub struct LicenseInput {
+    /// The product, e.g. `ENTERPRISEPACK`.
     pub sku_part_number: String,
+    /// The `servicePlanName`s of the product's plans to disable; omitted or empty enables them
+    /// all.
     pub disabled_plans: Option<Vec<String>>,
 }
 
+/// A new user.
 #[derive(InputObject)]
 pub struct CreateUserInput {
+    /// The sign-in name, name@domain; unique regardless of case.
     pub user_principal_name: String,
+    /// The name for people.
     pub display_name: String,
+    /// An ISO 3166-1 alpha-2 country code such as `US`. Without one, group licenses use the
+    /// directory's default (L4) and direct licenses are refused (D2).
     pub usage_location: Option<String>,
+    /// Email addresses, e.g. `SMTP:ann@contoso.com`; one that another user also has fails the
+    /// user's licenses with UNIQUENESS_VIOLATION (C1).
     pub proxy_addresses: Option<Vec<String>>,
 }
 
+/// Changes to a user; the fields left out stay as they are.
 #[derive(InputObject)]
 pub struct UpdateUserInput {
+    /// The new name for people.
     pub display_name: Option<String>,
+    /// The new usage location, an ISO 3166-1 alpha-2 code; a change processes the user's group
+    /// licenses again (P5).
     pub usage_location: Option<String>,
+    /// True removes the user's own usage location, so that group licenses use the directory's
+    /// default (L4); not together with `usageLocation`.
     pub clear_usage_location: Option<bool>,
+    /// The whole new list of proxy addresses, replacing the old one; a change processes the
+    /// user's group licenses again (P5).
     pub proxy_addresses: Option<Vec<String>>,
 }
 
@@ -155,12 +174,19 @@ where
     Ok(Group::as_of(view))
 }
 
+/// Changes to the directory, users, groups, licenses and rules; a mutation that fails changes
+/// nothing.
 #[Object]
 impl Mutation {
+    /// Renames the tenant or changes its default usage location. A new default applies to a
+    /// user's group licenses when they are next processed (`reprocessGroup`, `reprocessUser`).
     async fn update_directory(
         &self,
         ctx: &Context<'_>,
-        display_name: Option<String>,
+        #[graphql(desc = "The tenant's new name; omitted: kept.")] display_name: Option<String>,
+        #[graphql(
+            desc = "The new default usage location, an ISO 3166-1 alpha-2 code such as `US` (L4); omitted: kept."
+        )]
         default_usage_location: Option<String>,
     ) -> Result<Directory> {
         let view = write(ctx, move |tx, _, _| {
@@ -180,8 +206,8 @@ impl Mutation {
     async fn set_prepaid_units(
         &self,
         ctx: &Context<'_>,
-        sku_part_number: String,
-        units: i32,
+        #[graphql(desc = "The product, e.g. `ENTERPRISEPACK`.")] sku_part_number: String,
+        #[graphql(desc = "How many seats the tenant bought: 0 or more.")] units: i32,
     ) -> Result<Product> {
         let sku = sku_part_number.clone();
         write(ctx, move |tx, table, _| {
@@ -195,7 +221,12 @@ impl Mutation {
             .ok_or_else(|| bad_input(format!("unknown product `{sku_part_number}`")))
     }
 
-    async fn create_user(&self, ctx: &Context<'_>, input: CreateUserInput) -> Result<User> {
+    /// Creates a user, with no license until it joins a licensed group or gets a direct one.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The new user.")] input: CreateUserInput,
+    ) -> Result<User> {
         let user = NewUser {
             user_principal_name: input.user_principal_name,
             display_name: input.display_name,
@@ -206,8 +237,15 @@ impl Mutation {
         Ok(User(id))
     }
 
-    /// A new usage location or new proxy addresses process the user's group licenses again (P5).
-    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> Result<User> {
+    /// Changes a user's name, usage location or proxy addresses; a new usage location or new
+    /// proxy addresses process the user's group licenses again (P5).
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id.")] id: ID,
+        #[graphql(desc = "What to change; the fields left out stay as they are.")]
+        input: UpdateUserInput,
+    ) -> Result<User> {
         let id = parse_id(&id, "user")?;
         let update = UserUpdate {
             display_name: input.display_name,
@@ -222,20 +260,35 @@ impl Mutation {
         Ok(User(id))
     }
 
-    /// P7: every assignment is withdrawn without checks and its seats freed.
-    async fn delete_user(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    /// Deletes a user and returns its id: every assignment is withdrawn without checks and its
+    /// seats freed (P7).
+    async fn delete_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id.")] id: ID,
+    ) -> Result<ID> {
         let user = parse_id(&id, "user")?;
         write(ctx, move |tx, table, _| ops::delete_user(tx, table, user)).await?;
         Ok(id)
     }
 
-    async fn create_group(&self, ctx: &Context<'_>, display_name: String) -> Result<Group> {
+    /// Creates a group with no members and no licenses.
+    async fn create_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's name.")] display_name: String,
+    ) -> Result<Group> {
         let id = write(ctx, move |tx, _, _| ops::create_group(tx, &display_name)).await?;
         Ok(Group::new(id))
     }
 
-    /// G4: a group that has licenses cannot be deleted.
-    async fn delete_group(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+    /// Deletes a group and returns its id; a group that has licenses, or whose licenses are still
+    /// being withdrawn from its members, is refused with GROUP_HAS_LICENSES (G4).
+    async fn delete_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] id: ID,
+    ) -> Result<ID> {
         let group = parse_id(&id, "group")?;
         write(ctx, move |tx, _, _| ops::delete_group(tx, group)).await?;
         Ok(id)
@@ -245,7 +298,10 @@ impl Mutation {
     async fn add_group_members(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(
+            desc = "The users to add, 1 to 1,000, in their join order; users already members keep their place."
+        )]
         user_ids: Vec<ID>,
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
@@ -260,7 +316,10 @@ impl Mutation {
     async fn remove_group_members(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(
+            desc = "The users to remove, 1 to 1,000; users who are not members are left as they are."
+        )]
         user_ids: Vec<ID>,
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
@@ -271,12 +330,22 @@ impl Mutation {
         .await
     }
 
-    /// D1–D5: direct licenses, checked and applied at once, adds and removes together.
+    /// Changes a user's direct licenses: adds and removes are checked together and applied at
+    /// once, or refused with nothing changed (D1–D5).
     async fn assign_license(
         &self,
         ctx: &Context<'_>,
+        #[graphql(
+            desc = "The user's id; to be given a license it needs a usage location of its own (D2)."
+        )]
         user_id: ID,
+        #[graphql(
+            desc = "Products to assign directly; one the user already has directly gets the new disabled plans (D4)."
+        )]
         add_licenses: Vec<LicenseInput>,
+        #[graphql(
+            desc = "The `skuPartNumber`s of direct licenses to remove; a license from a group is changed on the group (D5)."
+        )]
         remove_licenses: Vec<String>,
     ) -> Result<User> {
         let user = parse_id(&user_id, "user")?;
@@ -293,8 +362,12 @@ impl Mutation {
     async fn assign_group_license(
         &self,
         ctx: &Context<'_>,
-        group_id: ID,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(
+            desc = "Products to put on the group; one the group already has gets the new disabled plans (G3)."
+        )]
         add_licenses: Vec<LicenseInput>,
+        #[graphql(desc = "The `skuPartNumber`s of products to take off the group (G3).")]
         remove_licenses: Vec<String>,
     ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
@@ -305,8 +378,13 @@ impl Mutation {
         .await
     }
 
-    /// P6: every member of the group, and every former member whose withdrawal is pending.
-    async fn reprocess_group(&self, ctx: &Context<'_>, group_id: ID) -> Result<Group> {
+    /// Tries the group again once a cause is fixed (seats bought, rules changed): every member,
+    /// and every former member whose withdrawal is pending, processed in the background (P6).
+    async fn reprocess_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+    ) -> Result<Group> {
         let group = parse_id(&group_id, "group")?;
         write_group(ctx, group, move |tx, _, now| {
             ops::reprocess_group(tx, group, now)
@@ -314,8 +392,13 @@ impl Mutation {
         .await
     }
 
-    /// P6: every group assignment of the user, pending withdrawals included.
-    async fn reprocess_user(&self, ctx: &Context<'_>, user_id: ID) -> Result<User> {
+    /// Tries all of the user's group assignments again in the background, pending withdrawals
+    /// included, groups in the order the user joined them (P6).
+    async fn reprocess_user(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id.")] user_id: ID,
+    ) -> Result<User> {
         let user = parse_id(&user_id, "user")?;
         write(ctx, move |tx, _, now| ops::reprocess_user(tx, user, now)).await?;
         Ok(User(user))

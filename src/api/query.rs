@@ -11,8 +11,10 @@ use super::{api_error, bad_input, cursor, page_args, parse_id};
 
 pub struct Query;
 
+/// What dashboards and admins read: the tenant, its products, users and groups, and the rules.
 #[Object]
 impl Query {
+    /// The tenant: its name and default usage location.
     async fn directory(&self, ctx: &Context<'_>) -> Result<Directory> {
         let view = loader(ctx)?
             .load_one(DirectoryKey)
@@ -41,7 +43,13 @@ impl Query {
         Ok(table(ctx)?.product_ids().map(Product).collect())
     }
 
-    async fn product(&self, ctx: &Context<'_>, sku_part_number: String) -> Result<Option<Product>> {
+    /// A product by its `skuPartNumber`; null when the rules in force have none of that name.
+    async fn product(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The product's name, e.g. `ENTERPRISEPACK` (case-sensitive).")]
+        sku_part_number: String,
+    ) -> Result<Option<Product>> {
         Ok(table(ctx)?.product_by_name(&sku_part_number).map(Product))
     }
 
@@ -49,7 +57,8 @@ impl Query {
     async fn user(
         &self,
         ctx: &Context<'_>,
-        id: Option<ID>,
+        #[graphql(desc = "The user's id.")] id: Option<ID>,
+        #[graphql(desc = "The user's sign-in name, compared regardless of case.")]
         user_principal_name: Option<String>,
     ) -> Result<Option<User>> {
         let store = &state(ctx)?.store;
@@ -71,12 +80,14 @@ impl Query {
         }
     }
 
-    /// Users by id.
+    /// Every user of the directory, by id.
     #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many users to return: 100 when omitted, at most 1,000.")]
         first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "u")?;
@@ -88,7 +99,12 @@ impl Query {
         UserConnection::load(ctx, page, |id| cursor("u", *id), |id| *id).await
     }
 
-    async fn group(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Group>> {
+    /// A group by id; null when there is none.
+    async fn group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] id: ID,
+    ) -> Result<Option<Group>> {
         let id = parse_id(&id, "group")?;
         let exists = state(ctx)?
             .store
@@ -103,8 +119,13 @@ impl Query {
     async fn groups(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many groups to return: 100 when omitted, at most 1,000.")]
         first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
+        #[graphql(
+            desc = "True: only the groups with users in error (Q2); false: only those without; omitted: every group."
+        )]
         has_members_with_license_errors: Option<bool>,
     ) -> Result<GroupConnection> {
         let (first, after) = page_args(first, after.as_deref(), "g")?;
@@ -131,7 +152,7 @@ impl Query {
         })
     }
 
-    /// The rules in force.
+    /// The rules in force: what they hold, their warnings, and the errors of the last reload.
     async fn rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
         Ok(RuleSet::of(&state(ctx)?.rules.snapshot()))
     }

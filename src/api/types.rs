@@ -31,11 +31,17 @@ pub(crate) fn state<'c>(ctx: &Context<'c>) -> Result<&'c AppState> {
 
 // ---- Enums ------------------------------------------------------------------------------------
 
+/// Where one assignment stands: whether it is applied, and whether its latest change failed.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum LicenseAssignmentStateValue {
+    /// Recorded, not processed yet: the user does not hold the product through it so far.
     Pending,
+    /// Applied: the user holds the product through this assignment (L1).
     Active,
+    /// Applied, but its latest change failed: the configuration last applied stays in force and
+    /// `error` says why (P2, P3, P4).
     ActiveWithError,
+    /// Never applied: the user does not hold the product through it, and `error` says why (P2).
     Error,
 }
 
@@ -50,14 +56,22 @@ impl LicenseAssignmentStateValue {
     }
 }
 
+/// Why an assignment or a license change failed: the first of the checks C1–C5 that failed.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum LicenseErrorCode {
+    /// No error.
     None,
+    /// Not enough seats: a product the user would newly hold has none available (C5).
     CountViolation,
+    /// Two service plans that exclude each other would both be enabled for the user (C3, R1).
     MutuallyExclusiveViolation,
+    /// An enabled service plan would have none of its prerequisite plans enabled (C4, R2).
     DependencyViolation,
+    /// A service plan is not allowed in the user's effective usage location (C2, R3).
     ProhibitedInUsageLocationViolation,
+    /// One of the user's proxy addresses is also another user's (C1).
     UniquenessViolation,
+    /// Any other failure, as in Microsoft Graph; none of this server's checks (C1–C5) gives it.
     Other,
 }
 
@@ -95,25 +109,38 @@ impl LicenseErrorCode {
     }
 }
 
+/// How far the background processing of a group has got (P9).
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum LicenseProcessingState {
+    /// Work for the group waits for the background worker.
     Queued,
+    /// The background worker is processing the group's members.
     InProgress,
+    /// Nothing is left to process for the group.
     Complete,
 }
 
 // ---- Directory, plans, products ------------------------------------------------------------------
 
+/// The tenant this server manages.
 #[derive(SimpleObject)]
 pub struct Directory {
+    /// The tenant's name.
     pub display_name: String,
+    /// The usage location (ISO 3166-1 alpha-2) of users who have none of their own, for group
+    /// licenses only: direct licenses need the user's own (L4, D2).
     pub default_usage_location: String,
 }
 
+/// One service that products bundle, such as Exchange Online (Plan 2), as the rules declare it.
 #[derive(SimpleObject, Clone)]
 pub struct ServicePlan {
+    /// The plan's name in the rules and in Microsoft's catalog, e.g. `EXCHANGE_S_ENTERPRISE`
+    /// (case-sensitive); `disabledPlans` arguments take it.
     pub service_plan_name: String,
+    /// The plan's GUID in Microsoft's catalog; null when the rules give none.
     pub service_plan_id: Option<String>,
+    /// The plan's name for people, e.g. "Exchange Online (Plan 2)".
     pub display_name: String,
 }
 
@@ -151,20 +178,27 @@ fn int(n: i64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// A product (SKU) the tenant can license: a bundle of service plans declared in the rules,
+/// with the seats the tenant bought and uses (Q3).
 #[Object]
 impl Product {
+    /// The product's name in the rules and in Microsoft's catalog, e.g. `ENTERPRISEPACK`
+    /// (case-sensitive); mutations name products by it.
     async fn sku_part_number(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(table(ctx)?.product(self.0).name.clone())
     }
 
+    /// The product's GUID in Microsoft's catalog; null when the rules give none.
     async fn sku_id(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(table(ctx)?.product(self.0).id.clone())
     }
 
+    /// The product's name for people, e.g. "Office 365 E3".
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(table(ctx)?.product(self.0).display_name.clone())
     }
 
+    /// The service plans the product contains, in the order the rules list them.
     #[graphql(
         complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
     )]
@@ -176,6 +210,7 @@ impl Product {
         ))
     }
 
+    /// Seats the tenant bought (`setPrepaidUnits`).
     async fn prepaid_units(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(int(self.seats(ctx).await?.0))
     }
@@ -185,17 +220,20 @@ impl Product {
         Ok(int(self.seats(ctx).await?.1))
     }
 
+    /// Seats left for new holders: `prepaidUnits` minus `consumedUnits`, never below 0 (L3).
     async fn available_units(&self, ctx: &Context<'_>) -> Result<i32> {
         let (prepaid, consumed) = self.seats(ctx).await?;
         Ok(int((prepaid - consumed).max(0)))
     }
 
-    /// Users holding the product (directly or through groups), by id.
+    /// Users holding the product (directly or through groups), by id (L1).
     #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn licensed_users(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many users to return: 100 when omitted, at most 1,000.")]
         first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "u")?;
@@ -208,7 +246,7 @@ impl Product {
         UserConnection::load(ctx, page, |id| cursor("u", *id), |id| *id).await
     }
 
-    /// Groups whose license set holds the product.
+    /// Groups whose license set holds the product, by id.
     #[graphql(
         complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
     )]
@@ -244,26 +282,32 @@ impl User {
     }
 }
 
+/// A user of the directory: the licenses it holds and every assignment behind them.
 #[Object]
 impl User {
+    /// The user's id, as `user(id:)` and the mutations take it.
     async fn id(&self) -> ID {
         ID(self.0.to_string())
     }
 
+    /// The user's sign-in name (name@domain), unique regardless of case.
     async fn user_principal_name(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(self.view(ctx).await?.user_principal_name)
     }
 
+    /// The user's name for people.
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(self.view(ctx).await?.display_name)
     }
 
-    /// As set on the user; null when unset.
+    /// The user's own usage location (ISO 3166-1 alpha-2), as set on the user; null when unset.
+    /// Direct licenses need one (D2).
     async fn usage_location(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         Ok(self.view(ctx).await?.usage_location)
     }
 
-    /// The user's usage location, else the directory's default (L4).
+    /// Where the location rules are checked for the user: its usage location, else the
+    /// directory's default (L4, R3).
     async fn effective_usage_location(&self, ctx: &Context<'_>) -> Result<String> {
         match self.view(ctx).await?.usage_location {
             Some(own) => Ok(own),
@@ -275,6 +319,8 @@ impl User {
         }
     }
 
+    /// The user's email addresses, e.g. `SMTP:ann@contoso.com`; an address another user also
+    /// has fails the user's licenses with UNIQUENESS_VIOLATION (C1).
     async fn proxy_addresses(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
         Ok(self.view(ctx).await?.proxy_addresses)
     }
@@ -358,6 +404,7 @@ impl User {
             .collect())
     }
 
+    /// True when at least one of the user's assignments is in error (its `error` is not NONE).
     async fn has_license_errors(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self
             .states(ctx)
@@ -367,10 +414,14 @@ impl User {
     }
 }
 
+/// A product the user holds (L1), with the service plans its sources enable together (L2).
 #[derive(SimpleObject)]
 pub struct AssignedLicense {
+    /// The product held.
     pub product: Product,
+    /// The product's plans enabled for the user: the union over all of its sources (L2).
     pub enabled_plans: Vec<ServicePlan>,
+    /// The product's plans that none of the user's sources enables.
     pub disabled_plans: Vec<ServicePlan>,
 }
 
@@ -379,28 +430,34 @@ pub struct LicenseAssignmentState {
     view: StateView,
 }
 
+/// One assignment: the intent to license the user with one product from one source, direct or
+/// a group, and how it stands (Q4).
 #[Object]
 impl LicenseAssignmentState {
+    /// The product assigned.
     async fn product(&self) -> Product {
         Product(self.product)
     }
 
-    /// Null: assigned directly.
+    /// The group the assignment comes from; null when it is assigned directly.
     async fn assigned_by_group(&self) -> Option<Group> {
         self.view.group.map(Group::new)
     }
 
-    /// The configuration the source asks for (for a pending withdrawal, the one in force).
+    /// The plans the source disables: the configuration it asks for (for a pending withdrawal,
+    /// the one in force).
     async fn disabled_plans(&self, ctx: &Context<'_>) -> Result<Vec<ServicePlan>> {
         let table = table(ctx)?;
         let disabled = decode_disabled(table, &self.view.disabled).map_err(api_error)?;
         Ok(ServicePlan::list(table, disabled.iter()))
     }
 
+    /// Whether the assignment is applied, and whether its latest change failed.
     async fn state(&self) -> LicenseAssignmentStateValue {
         LicenseAssignmentStateValue::parse(&self.view.state)
     }
 
+    /// Why the assignment's latest change failed; NONE when it did not.
     async fn error(&self) -> LicenseErrorCode {
         self.view
             .error_code
@@ -408,7 +465,8 @@ impl LicenseAssignmentState {
             .map_or(LicenseErrorCode::None, LicenseErrorCode::parse)
     }
 
-    /// Null when `error` is NONE.
+    /// What went wrong in words, every violation found and suggested remedies (Q4); null when
+    /// `error` is NONE.
     async fn error_detail(&self, ctx: &Context<'_>) -> Result<Option<LicenseErrorDetail>> {
         let Some(json) = &self.view.error else {
             return Ok(None);
@@ -425,6 +483,7 @@ impl LicenseAssignmentState {
         }
     }
 
+    /// When the assignment last changed: recorded, processed, or given a new configuration.
     async fn last_updated_date_time(&self) -> Result<DateTime<Utc>> {
         DateTime::parse_from_rfc3339(&self.view.updated_at)
             .map(|t| t.with_timezone(&Utc))
@@ -434,10 +493,15 @@ impl LicenseAssignmentState {
 
 // ---- Errors -------------------------------------------------------------------------------------
 
+/// An assignment's error for admins: what failed, every violation found, and what to do (Q4).
 #[derive(SimpleObject)]
 pub struct LicenseErrorDetail {
+    /// One sentence an admin understands, naming the first problem found.
     pub message: String,
+    /// Every violation found (C1–C5), not only the first; the first one gives the error code.
     pub violations: Vec<LicenseViolation>,
+    /// Suggested remedies, such as buying seats or disabling a conflicting plan; nothing is
+    /// resolved automatically (Q4).
     pub resolutions: Vec<String>,
 }
 
@@ -518,10 +582,14 @@ impl LicenseErrorDetail {
     }
 }
 
+/// Where a service plan comes from: a direct assignment or a group, and through which product.
 #[derive(SimpleObject)]
 pub struct LicenseSource {
+    /// True when the plan comes from a direct assignment.
     pub direct: bool,
+    /// The group the plan comes from; null when it is direct or the group was deleted since.
     pub group: Option<Group>,
+    /// The product that brings the plan.
     pub product: Product,
 }
 
@@ -540,26 +608,32 @@ impl LicenseSource {
     }
 }
 
+/// One failed check (C1–C5) of a license change, with what it is about; the fields that do not
+/// concern its check are null or empty.
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct LicenseViolation {
+    /// The check that failed.
     pub code: LicenseErrorCode,
+    /// The violation in one sentence.
     pub message: String,
-    /// The plans at fault.
+    /// The plans at fault: barred in the location (C2), in conflict (C3) or lacking a
+    /// prerequisite (C4); empty for C1 and C5.
     pub plans: Vec<ServicePlan>,
-    /// C3: the plan it clashes with.
+    /// The plan that the plan at fault clashes with (C3).
     pub conflicting_plan: Option<ServicePlan>,
-    /// C3: where that plan comes from.
+    /// Where the clashing plan comes from: direct or which group, and which product (C3).
     pub conflicting_source: Option<LicenseSource>,
-    /// C4.
+    /// The prerequisites of the plan at fault, none of them enabled; any one of them would do
+    /// (C4).
     pub missing_prerequisites: Vec<ServicePlan>,
-    /// C2.
+    /// The usage location where the plans are barred (C2).
     pub usage_location: Option<String>,
-    /// C1.
+    /// The proxy address that another user also has (C1).
     pub proxy_address: Option<String>,
-    /// C1.
+    /// The other user with that proxy address (C1); null when deleted since.
     pub conflicting_user: Option<User>,
-    /// C5: products without seats.
+    /// The products without an available seat (C5).
     pub products: Vec<Product>,
     #[graphql(skip)]
     source: Option<LicenseSource>,
@@ -567,7 +641,7 @@ pub struct LicenseViolation {
 
 #[ComplexObject]
 impl LicenseViolation {
-    /// C3, C4: where the plan at fault comes from.
+    /// Where the plan at fault comes from: direct or which group, and which product (C3, C4).
     async fn source(&self) -> Option<&LicenseSource> {
         self.source.as_ref()
     }
@@ -633,28 +707,39 @@ impl Group {
     }
 }
 
+/// A product of a group's license set, with the plans the group disables for its members.
 #[derive(SimpleObject)]
 pub struct GroupLicense {
+    /// The product every member gets from the group.
     pub product: Product,
+    /// The product's plans the group turns off for its members.
     pub disabled_plans: Vec<ServicePlan>,
 }
 
+/// How many users of a group are in error with one error code (Q1).
 #[derive(SimpleObject)]
 pub struct ErrorCount {
+    /// The error code.
     pub error: LicenseErrorCode,
+    /// Users with at least one assignment from the group in error with this code.
     pub count: i32,
 }
 
+/// A group of users: every member is licensed with each product of its license set, in the
+/// background, in the order they joined (G2, P1).
 #[Object]
 impl Group {
+    /// The group's id, as `group(id:)` and the mutations take it.
     async fn id(&self) -> ID {
         ID(self.id.to_string())
     }
 
+    /// The group's name.
     async fn display_name(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(self.view(ctx).await?.display_name)
     }
 
+    /// How many users are members of the group now.
     async fn member_count(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(int(self.view(ctx).await?.member_count))
     }
@@ -664,7 +749,9 @@ impl Group {
     async fn members(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many users to return: 100 when omitted, at most 1,000.")]
         first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "m")?;
@@ -677,6 +764,7 @@ impl Group {
         UserConnection::load(ctx, page, |(seq, _)| cursor("m", *seq), |(_, user)| *user).await
     }
 
+    /// The group's license set: the products its members get, each with the plans it disables.
     async fn assigned_licenses(&self, ctx: &Context<'_>) -> Result<Vec<GroupLicense>> {
         let table = table(ctx)?;
         let mut out = Vec::new();
@@ -693,7 +781,7 @@ impl Group {
         Ok(out)
     }
 
-    /// P9.
+    /// Whether the background processing of the group waits, runs or is done (P9).
     async fn license_processing_state(&self, ctx: &Context<'_>) -> Result<LicenseProcessingState> {
         Ok(match self.view(ctx).await?.processing_state {
             "QUEUED" => LicenseProcessingState::Queued,
@@ -702,16 +790,17 @@ impl Group {
         })
     }
 
-    /// Of the current or last run.
+    /// Members processed so far by the current run, or by the last one when it is COMPLETE (P9).
     async fn processed_members(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(int(self.view(ctx).await?.processed_members))
     }
 
-    /// Of the current or last run.
+    /// Members the current run has to process, or the last one had when it is COMPLETE (P9).
     async fn members_to_process(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(int(self.view(ctx).await?.members_to_process))
     }
 
+    /// True when `licenseErrorCount` is above 0 (Q1).
     async fn has_members_with_license_errors(&self, ctx: &Context<'_>) -> Result<bool> {
         Ok(self.view(ctx).await?.error_users > 0)
     }
@@ -722,7 +811,7 @@ impl Group {
         Ok(int(self.view(ctx).await?.error_users))
     }
 
-    /// Users in error per code, largest first ("top reason for failure").
+    /// Users in error per code, largest first ("top reason for failure", Q1).
     async fn license_error_counts(&self, ctx: &Context<'_>) -> Result<Vec<ErrorCount>> {
         let group = self.id;
         let counts = state(ctx)?
@@ -739,13 +828,17 @@ impl Group {
             .collect())
     }
 
-    /// Users in error from this group, by id; `error` keeps one code.
+    /// Users with an assignment from this group in error, by id: members, and former members
+    /// whose withdrawal is blocked (Q1).
     #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
     async fn members_with_license_errors(
         &self,
         ctx: &Context<'_>,
+        #[graphql(desc = "How many users to return: 100 when omitted, at most 1,000.")]
         first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
+        #[graphql(desc = "Only the users in error with this code; omitted: every code.")]
         error: Option<LicenseErrorCode>,
     ) -> Result<UserConnection> {
         let (first, after) = page_args(first, after.as_deref(), "e")?;
@@ -762,22 +855,33 @@ impl Group {
 
 // ---- Connections --------------------------------------------------------------------------------
 
+/// Where a page of a list ends, and whether more follow.
 #[derive(SimpleObject)]
 pub struct PageInfo {
+    /// True when more items follow this page.
     pub has_next_page: bool,
+    /// The cursor of the page's last item, to pass as `after` for the next page; null when the
+    /// page is empty.
     pub end_cursor: Option<String>,
 }
 
+/// One user of a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct UserEdge {
+    /// Where this user is in the list; `after` takes it to continue from here.
     pub cursor: String,
+    /// The user.
     pub node: User,
 }
 
+/// One page of a list of users.
 #[derive(SimpleObject)]
 pub struct UserConnection {
+    /// The users of this page, in the list's order.
     pub edges: Vec<UserEdge>,
+    /// Whether more users follow, and the cursor to continue from.
     pub page_info: PageInfo,
+    /// How many users the whole list holds, over all of its pages.
     pub total_count: i32,
 }
 
@@ -894,28 +998,41 @@ async fn prefetch_users(
     Ok(())
 }
 
+/// One group of a page, with its cursor.
 #[derive(SimpleObject)]
 pub struct GroupEdge {
+    /// Where this group is in the list; `after` takes it to continue from here.
     pub cursor: String,
+    /// The group.
     pub node: Group,
 }
 
+/// One page of a list of groups.
 #[derive(SimpleObject)]
 pub struct GroupConnection {
+    /// The groups of this page, by id.
     pub edges: Vec<GroupEdge>,
+    /// Whether more groups follow, and the cursor to continue from.
     pub page_info: PageInfo,
+    /// How many groups the whole list holds, over all of its pages.
     pub total_count: i32,
 }
 
 // ---- Rules ----------------------------------------------------------------------------------------
 
+/// A problem found in the rules files, with where it is.
 #[derive(SimpleObject, Clone)]
 pub struct RuleDiagnostic {
+    /// The rules file, as named when loaded (e.g. `rules/policy.rules`), or the rules folder
+    /// when the problem is not in one file.
     pub file: String,
+    /// The line, from 1; 0 when the problem is not on one line.
     pub line: i32,
+    /// The column, from 1, in characters; 0 when the problem is not on one line.
     pub column: i32,
+    /// What is wrong, in words.
     pub message: String,
-    /// `error` or `warning`.
+    /// `error` (the rules are refused) or `warning` (they load anyway).
     pub severity: String,
 }
 
@@ -934,18 +1051,29 @@ impl RuleDiagnostic {
     }
 }
 
+/// The rules in force: the catalog of products and plans and the policy that licensing checks,
+/// compiled from the rules folder.
 #[derive(SimpleObject)]
 pub struct RuleSet {
+    /// When these rules were loaded.
     pub loaded_at: DateTime<Utc>,
+    /// The rules files these rules come from, in the order they were read (by name).
     pub files: Vec<String>,
+    /// How many service plans the rules declare.
     pub plan_count: i32,
+    /// How many products the rules declare.
     pub product_count: i32,
+    /// How many sets of plans that exclude each other (`exclusive`, `conflict`) there are (R1).
     pub exclusive_set_count: i32,
+    /// How many `prerequisite` rules, which make a plan need another, there are (R2).
     pub prerequisite_count: i32,
+    /// How many location rules (`unavailable`, `available only`) there are (R3).
     pub location_rule_count: i32,
-    /// Empty when the last reload succeeded.
+    /// The errors of the last reload, refused so that these rules stayed in force; empty when
+    /// the last reload succeeded.
     pub last_reload_errors: Vec<RuleDiagnostic>,
-    /// Warnings of the rules in force.
+    /// Warnings of the rules in force, such as a plan that no product contains; they do not
+    /// stop the rules from loading.
     pub warnings: Vec<RuleDiagnostic>,
 }
 

@@ -992,29 +992,30 @@ fn check(s: &Server, before: &mut Value, r: &Row) -> Option<String> {
     (!wrong.is_empty()).then(|| format!("{label}: {}", wrong.join("; ")))
 }
 
-/// The names of the mutations in `schema.graphql` (the published schema).
+/// The names of the mutations in `schema.graphql` (the published schema), read with a GraphQL
+/// parser: with their descriptions, arguments take a line each, which a scan of lines would
+/// take for mutations.
 fn mutations_in_schema_file() -> BTreeSet<String> {
+    use async_graphql::parser::parse_schema;
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+
     let sdl = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql"))
         .expect("schema.graphql");
-    let block = sdl
-        .split("type Mutation {")
-        .nth(1)
-        .and_then(|rest| rest.split("\n}").next())
-        .expect("a Mutation type in schema.graphql");
-    let mut names = BTreeSet::new();
-    let mut in_description = false;
-    for line in block.lines().map(str::trim) {
-        if line.starts_with("\"\"\"") {
-            in_description = !(in_description || line.len() > 3 && line.ends_with("\"\"\""));
-            continue;
-        }
-        if in_description || line.is_empty() {
-            continue;
-        }
-        if let Some((name, _)) = line.split_once(['(', ':']) {
-            names.insert(name.trim().to_string());
-        }
-    }
+    let doc = parse_schema(&sdl).expect("schema.graphql parses");
+    let names: BTreeSet<String> = doc
+        .definitions
+        .into_iter()
+        .filter_map(|d| match d {
+            TypeSystemDefinition::Type(t) if t.node.name.node == "Mutation" => Some(t.node.kind),
+            _ => None,
+        })
+        .flat_map(|kind| match kind {
+            TypeKind::Object(o) => o.fields,
+            _ => Vec::new(),
+        })
+        .map(|f| f.node.name.node.to_string())
+        .collect();
+    assert!(!names.is_empty(), "a Mutation type in schema.graphql");
     names
 }
 
