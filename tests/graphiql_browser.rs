@@ -6,57 +6,15 @@
 //!
 //! The server is the real binary, serving the demo tenant from a temporary database.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use group_licensing::server::graphiql;
 
 #[path = "support/node_tools.rs"]
 mod node_tools;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Kills the server when the test ends, whatever happens.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `group-licensing serve --demo` (with `env`) and returns it with the address it printed.
-fn start_demo_server(db: &Path, env: &[(&str, &str)]) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
-        .arg("serve")
-        .arg("--db")
-        .arg(db)
-        .arg("--rules")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
-        .args(["--listen", "127.0.0.1:0", "--demo"])
-        .env("RUST_LOG", "warn")
-        .env_remove("GROUP_LICENSING_ADMIN_TOKENS")
-        .env_remove("GROUP_LICENSING_READER_TOKENS")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
-        .to_string();
-    (server, base)
-}
+use node_tools::CHROMIUM;
 
 #[test]
 fn graphiql_runs_a_query_in_headless_chromium_offline() {
@@ -74,14 +32,15 @@ fn graphiql_runs_a_query_in_headless_chromium_offline() {
     node_tools::install();
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_server, base) = start_demo_server(&dir.path().join("demo.db"), &[]);
+    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    let base = &server.base;
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql.png");
     let _ = std::fs::remove_file(&screenshot);
     let expected = r#""displayName": "Contoso (demo)""#;
     let output = Command::new("node")
         .arg(node_tools::dir().join("graphiql.mjs"))
-        .arg(&base)
+        .arg(base)
         .arg(expected)
         .arg(&screenshot)
         .arg("{ directory { displayName defaultUsageLocation } groups(hasMembersWithLicenseErrors: true) { totalCount } }")
@@ -133,8 +92,9 @@ fn graphiql_sends_the_token_typed_in_its_headers_editor() {
     node_tools::install();
     const READER: &str = "reader-token-for-the-browser-test";
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_server, base) = start_demo_server(
+    let server = node_tools::start_demo_server(
         &dir.path().join("demo.db"),
+        &[],
         &[
             ("GROUP_LICENSING_READER_TOKENS", READER),
             (
@@ -143,10 +103,11 @@ fn graphiql_sends_the_token_typed_in_its_headers_editor() {
             ),
         ],
     );
+    let base = &server.base;
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphiql-token.png");
     let output = Command::new("node")
         .arg(node_tools::dir().join("graphiql.mjs"))
-        .arg(&base)
+        .arg(base)
         .arg(r#""displayName": "Contoso (demo)""#)
         .arg(&screenshot)
         .arg("{ directory { displayName } }")

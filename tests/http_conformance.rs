@@ -10,8 +10,8 @@
 //! Needs Node.js (the tools of tests/browser, installed by `.ci/browser-setup` or here) and
 //! Debian's chromium for the page.
 
-#[path = "support/node.rs"]
-mod node;
+#[path = "support/node_tools.rs"]
+mod node_tools;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -47,11 +47,11 @@ fn seats(base: &str, token: Option<&str>) -> i64 {
 
 #[test]
 fn graphql_http_audit_finds_nothing_to_report() {
-    node::install_tools();
+    node_tools::install();
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = node::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
     let output = Command::new("node")
-        .arg(node::tools_dir().join("graphql-http-audit.mjs"))
+        .arg(node_tools::dir().join("graphql-http-audit.mjs"))
         .arg(format!("{}/graphql", server.base))
         .output()
         .expect("running node (install Node.js >= 20)");
@@ -103,16 +103,16 @@ impl Drop for Script {
 fn page_on_another_origin(
     mode: &str,
     token: Option<&str>,
-    server: impl FnOnce(&str) -> node::Server,
-) -> (node::Server, Vec<Value>) {
-    node::require_chromium();
-    node::install_tools();
+    server: impl FnOnce(&str) -> node_tools::Server,
+) -> (node_tools::Server, Vec<Value>) {
+    node_tools::require_chromium();
+    node_tools::install();
     let mut script = Command::new("node");
     script
-        .arg(node::tools_dir().join("cross-origin.mjs"))
+        .arg(node_tools::dir().join("cross-origin.mjs"))
         .arg(mode)
         .args(token)
-        .env("CHROMIUM", node::CHROMIUM)
+        .env("CHROMIUM", node_tools::CHROMIUM)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
     let mut script = Script(
@@ -146,8 +146,9 @@ fn page_on_another_origin(
 fn a_page_on_another_origin_changes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("demo.db");
-    let (server, report) =
-        page_on_another_origin("attack", None, |_| node::start_demo_server(&db, &[], &[]));
+    let (server, report) = page_on_another_origin("attack", None, |_| {
+        node_tools::start_demo_server(&db, &[], &[])
+    });
     println!("{report:#?}");
     let attempts: Vec<&str> = report
         .iter()
@@ -178,7 +179,7 @@ fn a_page_on_an_allowed_origin_reads_and_with_an_admin_token_writes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("demo.db");
     let (server, report) = page_on_another_origin("dashboard", Some(ADMIN), |origin| {
-        node::start_demo_server(
+        node_tools::start_demo_server(
             &db,
             &["--allowed-origin", origin],
             &[

@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{EmptySubscription, Positioned, Schema, ServerError, Variables};
+use async_graphql::{Positioned, ServerError, Variables};
 
-use super::{ApiSchema, Mutation, Query};
+use super::ApiSchema;
 
 pub const MAX_NESTING: usize = 64;
 pub const MAX_DEPTH: usize = 20;
@@ -240,7 +240,7 @@ pub fn explain(error: &mut ServerError) -> bool {
 /// request with a wrong argument and a large page would hear only about its size; this tells
 /// the server what else is wrong. Used only for requests a limit refused.
 pub fn validator() -> ApiSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    super::builder()
         .limit_recursive_depth(MAX_NESTING)
         .extension(ValidateOnly)
         .finish()

@@ -43,7 +43,7 @@ pub struct AppState {
 }
 
 pub fn schema(state: AppState) -> ApiSchema {
-    Schema::build(Query, Mutation, EmptySubscription)
+    builder()
         .data(state)
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
@@ -54,9 +54,16 @@ pub fn schema(state: AppState) -> ApiSchema {
 
 /// The SDL of the schema (`group-licensing schema`, `schema.graphql`).
 pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// The types and their descriptions, for every schema the server builds.
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query, Mutation, EmptySubscription)
-        .finish()
-        .sdl()
+        // async-graphql's own text names the Rust type; this one is for the admin reading it.
+        .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
+            "A point in time, in RFC 3339 format with its offset (UTC), e.g. 2026-05-01T12:00:00Z.",
+        )
 }
 
 /// Adds what one request needs: the rule table in force when it started (every field of the

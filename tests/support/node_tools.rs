@@ -1,11 +1,16 @@
-//! The Node.js tools some tests run (Playwright for the GraphiQL page, graphql-schema-linter for
-//! the schema's descriptions, …), pinned in tests/browser/package.json and its lock file.
-//! `install` runs `npm ci` there when one of them is missing; `.ci/browser-setup` does the same
-//! ahead of a CI run.
+//! The Node.js tools some tests run (Playwright for the pages, graphql-http's audit,
+//! graphql-schema-linter for the schema's descriptions, …), pinned in tests/browser/package.json
+//! and its lock file, and a demo server started for them. `install` runs `npm ci` there when one
+//! of the tools is missing; `.ci/browser-setup` does the same ahead of a CI run.
+#![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+
+/// Debian's Chromium; Playwright never downloads a browser here.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// tests/browser, where package.json and node_modules are.
 pub fn dir() -> PathBuf {
@@ -50,4 +55,58 @@ pub fn install() {
         "`npm ci` in {} failed: {status}",
         dir.display()
     );
+}
+
+/// Fails the test with how to get Chromium when it is missing.
+pub fn require_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: the browser tests need Debian's chromium. \
+         Install it with `apt-get install chromium` (or run .ci/browser-setup)."
+    );
+}
+
+/// A server process, killed when the test ends, whatever happens.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `group-licensing serve --demo` on `db` with the bundled rules, `args` and `env`.
+pub fn start_demo_server(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
+        .arg("serve")
+        .arg("--db")
+        .arg(db)
+        .arg("--rules")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .args(["--listen", "127.0.0.1:0", "--demo"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("GROUP_LICENSING_ADMIN_TOKENS")
+        .env_remove("GROUP_LICENSING_READER_TOKENS")
+        .env_remove("GROUP_LICENSING_ALLOWED_ORIGINS")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the server prints its address");
+    let base = line
+        .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+        .to_string();
+    Server { child, base }
 }
