@@ -29,6 +29,8 @@ mod operations;
 mod rng;
 #[path = "server/scenarios.rs"]
 mod scenarios;
+#[path = "server/search.rs"]
+mod search;
 #[path = "server/security.rs"]
 mod security;
 #[path = "server/startup.rs"]

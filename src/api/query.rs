@@ -2,10 +2,10 @@ use async_graphql::{Context, ID, Object, Result};
 
 use crate::store::read;
 
-use super::loaders::DirectoryKey;
+use super::loaders::{DirectoryKey, SeatsKey};
 use super::types::{
-    Directory, Group, GroupConnection, GroupEdge, PageInfo, Product, RuleSet, ServicePlan, User,
-    UserConnection, directory_of, loader, state, table,
+    Directory, Group, GroupConnection, GroupEdge, LicenseProcessingState, PageInfo, Product,
+    RuleSet, ServicePlan, User, UserConnection, directory_of, loader, state, table,
 };
 use super::{api_error, bad_input, cursor, page_args, parse_id};
 
@@ -39,8 +39,30 @@ impl Query {
     #[graphql(
         complexity = "crate::api::limits::list_cost(crate::api::limits::CATALOG_LIST, child_complexity)"
     )]
-    async fn products(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
-        Ok(table(ctx)?.product_ids().map(Product).collect())
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "True: only the products with seats bought or in use (prepaid or consumed above 0); false: only the others; omitted: the whole catalog."
+        )]
+        bought_or_used: Option<bool>,
+    ) -> Result<Vec<Product>> {
+        let table = table(ctx)?;
+        let Some(wanted) = bought_or_used else {
+            return Ok(table.product_ids().map(Product).collect());
+        };
+        let seats = loader(ctx)?.load_one(SeatsKey).await?.unwrap_or_default();
+        Ok(table
+            .product_ids()
+            .filter(|p| {
+                let (prepaid, consumed) = seats
+                    .get(&table.product(*p).name)
+                    .copied()
+                    .unwrap_or((0, 0));
+                (prepaid > 0 || consumed > 0) == wanted
+            })
+            .map(Product)
+            .collect())
     }
 
     /// A product by its `skuPartNumber`; null when the rules in force have none of that name.
@@ -89,14 +111,24 @@ impl Query {
         first: Option<i32>,
         #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
         after: Option<String>,
+        #[graphql(
+            desc = "Only the users whose sign-in name starts with this text (letters compared regardless of case), in the order of their names."
+        )]
+        user_principal_name_starts_with: Option<String>,
     ) -> Result<UserConnection> {
-        let (first, after) = page_args(first, after.as_deref(), "u")?;
+        let prefix = search_text(
+            user_principal_name_starts_with,
+            "userPrincipalNameStartsWith",
+        )?;
+        // Pages of a search are in name order: their cursors are not the id list's.
+        let kind = if prefix.is_some() { "un" } else { "u" };
+        let (first, after) = page_args(first, after.as_deref(), kind)?;
         let page = state(ctx)?
             .store
-            .read(move |c| read::user_page(c, after, first))
+            .read(move |c| read::user_page(c, after, first, prefix.as_deref()))
             .await
             .map_err(api_error)?;
-        UserConnection::load(ctx, page, |id| cursor("u", *id), |id| *id).await
+        UserConnection::load(ctx, page, |id| cursor(kind, *id), |id| *id).await
     }
 
     /// A group by id; null when there is none.
@@ -127,11 +159,26 @@ impl Query {
             desc = "True: only the groups with users in error (Q2); false: only those without; omitted: every group."
         )]
         has_members_with_license_errors: Option<bool>,
+        #[graphql(
+            desc = "Only the groups whose name holds this text (letters compared regardless of case)."
+        )]
+        display_name_contains: Option<String>,
+        #[graphql(desc = "Only the groups in this processing state (P9).")]
+        license_processing_state: Option<LicenseProcessingState>,
     ) -> Result<GroupConnection> {
         let (first, after) = page_args(first, after.as_deref(), "g")?;
+        let filter = read::GroupFilter {
+            with_errors: has_members_with_license_errors,
+            name_contains: search_text(display_name_contains, "displayNameContains")?,
+            state: license_processing_state.map(|s| match s {
+                LicenseProcessingState::Queued => "QUEUED",
+                LicenseProcessingState::InProgress => "IN_PROGRESS",
+                LicenseProcessingState::Complete => "COMPLETE",
+            }),
+        };
         let page = state(ctx)?
             .store
-            .read(move |c| read::group_page(c, after, first, has_members_with_license_errors))
+            .read(move |c| read::group_page(c, after, first, &filter))
             .await
             .map_err(api_error)?;
         let edges: Vec<GroupEdge> = page
@@ -155,5 +202,17 @@ impl Query {
     /// The rules in force: what they hold, their warnings, and the errors of the last reload.
     async fn rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
         Ok(RuleSet::of(&state(ctx)?.rules.snapshot()))
+    }
+}
+
+/// A search argument: at most as long as the names it is compared with; blank is no search.
+fn search_text(text: Option<String>, argument: &str) -> Result<Option<String>> {
+    match text {
+        Some(t) if t.chars().count() > crate::store::ops::MAX_TEXT => Err(bad_input(format!(
+            "`{argument}` holds at most {} characters",
+            crate::store::ops::MAX_TEXT
+        ))),
+        Some(t) if t.trim().is_empty() => Ok(None),
+        other => Ok(other),
     }
 }

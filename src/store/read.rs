@@ -118,12 +118,55 @@ pub fn user_exists(conn: &Connection, id: i64) -> Result<bool> {
         .exists([id])?)
 }
 
-pub fn user_page(conn: &Connection, after: i64, first: usize) -> Result<Page<i64>> {
+/// Users by id; with `upn_prefix`, those whose principal name starts with it (ASCII letters
+/// compared regardless of case, as the name's unique index compares them), in the order of
+/// their names: a search reads a range of that index and never sorts. `after` is the id of the
+/// last user of the page before, in either order.
+pub fn user_page(
+    conn: &Connection,
+    after: i64,
+    first: usize,
+    upn_prefix: Option<&str>,
+) -> Result<Page<i64>> {
+    let Some(prefix) = upn_prefix.filter(|p| !p.is_empty()) else {
+        let keys = conn
+            .prepare_cached("SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![after, first as i64 + 1], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let total = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+        return Ok(page(keys, first, total));
+    };
+    let after_name: String = if after == 0 {
+        String::new()
+    } else {
+        conn.prepare_cached("SELECT user_principal_name FROM users WHERE id = ?1")?
+            .query_row([after], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::BadInput(
+                    "the user this cursor points after was deleted: start the search again".into(),
+                )
+            })?
+    };
+    // Every name that starts with the prefix sorts between it and the prefix followed by the
+    // last code point.
+    let upper = format!("{prefix}\u{10FFFF}");
     let keys = conn
-        .prepare_cached("SELECT id FROM users WHERE id > ?1 ORDER BY id LIMIT ?2")?
-        .query_map(params![after, first as i64 + 1], |r| r.get(0))?
+        .prepare_cached(
+            "SELECT id FROM users
+              WHERE user_principal_name >= ?1 AND user_principal_name < ?2
+                AND user_principal_name > ?3
+              ORDER BY user_principal_name LIMIT ?4",
+        )?
+        .query_map(params![prefix, upper, after_name, first as i64 + 1], |r| {
+            r.get(0)
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    let total = conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?;
+    let total = conn
+        .prepare_cached(
+            "SELECT count(*) FROM users WHERE user_principal_name >= ?1 AND user_principal_name < ?2",
+        )?
+        .query_row(params![prefix, upper], |r| r.get(0))?;
     Ok(page(keys, first, total))
 }
 
@@ -342,31 +385,68 @@ pub fn group_exists(conn: &Connection, id: i64) -> Result<bool> {
         .exists([id])?)
 }
 
-/// Groups by id; with `with_errors`, only those that have (or have not) members in error (Q2).
+/// Which groups a page of groups holds.
+#[derive(Clone, Debug, Default)]
+pub struct GroupFilter {
+    /// Only those that have (true) or have not (false) members in error (Q2).
+    pub with_errors: Option<bool>,
+    /// Only those whose display name holds this text, ASCII letters compared regardless of case.
+    pub name_contains: Option<String>,
+    /// Only those in this processing state (P9): `QUEUED`, `IN_PROGRESS` or `COMPLETE`.
+    pub state: Option<&'static str>,
+}
+
+/// Groups by id, those `filter` keeps.
 pub fn group_page(
     conn: &Connection,
     after: i64,
     first: usize,
-    with_errors: Option<bool>,
+    filter: &GroupFilter,
 ) -> Result<Page<i64>> {
-    let filter = match with_errors {
-        None => "1",
-        Some(true) => {
-            "EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)"
-        }
-        Some(false) => {
-            "NOT EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)"
-        }
+    let mut conditions: Vec<&str> = Vec::new();
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    match filter.with_errors {
+        None => {}
+        Some(true) => conditions.push(
+            "EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)",
+        ),
+        Some(false) => conditions.push(
+            "NOT EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)",
+        ),
+    }
+    if let Some(text) = filter.name_contains.as_deref().filter(|t| !t.is_empty()) {
+        // instr on folded text rather than LIKE: `%` and `_` in what the admin typed are
+        // letters to find, not patterns.
+        conditions.push("instr(lower(g.display_name), lower(?)) > 0");
+        args.push(text.to_string().into());
+    }
+    match filter.state {
+        None => {}
+        Some("IN_PROGRESS") => conditions
+            .push("EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)"),
+        Some("QUEUED") => conditions.push(
+            "EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)
+             AND NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)",
+        ),
+        Some(_) => conditions.push("NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)"),
+    }
+    let condition = if conditions.is_empty() {
+        "1".to_string()
+    } else {
+        conditions.join(" AND ")
     };
+    let mut page_args = vec![rusqlite::types::Value::from(after)];
+    page_args.extend(args.iter().cloned());
+    page_args.push((first as i64 + 1).into());
     let keys = conn
         .prepare(&format!(
-            "SELECT g.id FROM groups g WHERE g.id > ?1 AND {filter} ORDER BY g.id LIMIT ?2"
+            "SELECT g.id FROM groups g WHERE g.id > ? AND {condition} ORDER BY g.id LIMIT ?"
         ))?
-        .query_map(params![after, first as i64 + 1], |r| r.get(0))?
+        .query_map(params_from_iter(page_args), |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let total = conn.query_row(
-        &format!("SELECT count(*) FROM groups g WHERE {filter}"),
-        [],
+        &format!("SELECT count(*) FROM groups g WHERE {condition}"),
+        params_from_iter(args),
         |r| r.get(0),
     )?;
     Ok(page(keys, first, total))
