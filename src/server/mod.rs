@@ -1,9 +1,10 @@
 //! The HTTP server: `POST /graphql` (JSON), `GET /graphql?query=…` for queries, GraphiQL for
-//! browsers, `GET /healthz`, behind the Origin and Host rules of `guard`; the processing worker
+//! browsers, the admin console at `/`, `GET /healthz`, behind the Origin and Host rules of `guard`; the processing worker
 //! beside it; SIGHUP reloads the rules; SIGTERM or ctrl-c shuts down cleanly.
 
 pub mod auth;
 pub mod cache;
+pub mod console;
 pub mod demo;
 pub mod graphiql;
 mod graphql;
@@ -254,6 +255,7 @@ pub fn router(
         .route("/healthz", get(healthz))
         .with_state(state)
         .merge(graphiql::router())
+        .merge(console::router())
         .merge(pages::router())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     // The guard runs first, so a refused origin never reaches CORS or a route; CORS then

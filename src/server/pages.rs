@@ -1,9 +1,9 @@
-//! What a browser meets first: `/` sends it to GraphiQL (the one page the server has), the
-//! icon of the tab, and a 404 that says where things are instead of an empty body.
+//! The icon of the tab, and a 404 that says where things are instead of an empty body. The
+//! console (`console.rs`) answers `/`.
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::graphiql;
@@ -16,16 +16,10 @@ pub const FAVICON_PATH: &str = "/favicon.svg";
 
 pub fn router() -> Router {
     Router::new()
-        .route("/", get(root))
         .route(FAVICON_PATH, get(favicon))
         // Browsers ask for this name whatever the page says; an SVG answers it as well.
         .route("/favicon.ico", get(favicon))
         .fallback(not_found)
-}
-
-/// A temporary redirect: `/` is GraphiQL's only until the server has a page of its own there.
-async fn root() -> Redirect {
-    Redirect::temporary(graphiql::ENDPOINT)
 }
 
 async fn favicon() -> Response {
@@ -45,7 +39,7 @@ async fn favicon() -> Response {
         .into_response()
 }
 
-async fn not_found(uri: Uri) -> Response {
+pub(super) async fn not_found(uri: Uri) -> Response {
     // A path is echoed for the reader to recognise, not whole.
     let path: String = uri.path().chars().take(200).collect();
     error(
@@ -53,7 +47,7 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
         &format!(
-            "nothing is served at {}: the GraphQL API (and GraphiQL, for a browser) is at {}, the health check at /healthz",
+            "nothing is served at {}: the console is at /, the GraphQL API (and GraphiQL, for a browser) at {}, the health check at /healthz",
             path,
             graphiql::ENDPOINT
         ),

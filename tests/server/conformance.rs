@@ -588,12 +588,39 @@ fn a_wrong_argument_is_reported_before_the_size_of_the_query() {
     }
 }
 
+/// `/` and every view's URL answer the console's page, under a CSP that lets it load and call
+/// this origin only; GraphiQL stays at `/graphql`.
 #[test]
-fn a_browser_is_sent_to_graphiql_and_every_path_says_where_things_are() {
+fn a_browser_gets_the_console_at_every_view_and_every_path_says_where_things_are() {
     let s = fresh();
-    let root = raw(&s, "GET", "/", &[("Accept", "text/html")], b"");
-    assert!(matches!(root.status, 302 | 303 | 307), "{root:?}");
-    assert_eq!(root.header("location"), Some("/graphql"));
+    for path in [
+        "/",
+        "/groups",
+        "/groups/1",
+        "/users",
+        "/users/1",
+        "/products",
+        "/products/ENTERPRISEPACK",
+        "/rules",
+    ] {
+        let page = raw(&s, "GET", path, &[("Accept", "text/html")], b"");
+        assert_eq!(page.status, 200, "{path}: {page:?}");
+        assert!(page.content_type().starts_with("text/html"), "{path}");
+        assert!(
+            page.body.contains("/console/app.js"),
+            "{path}: the console's page"
+        );
+        let csp = page.header("content-security-policy").unwrap_or("");
+        assert!(
+            csp.starts_with("default-src 'self';") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    }
+    let script = raw(&s, "GET", "/console/app.js", &[], b"");
+    assert_eq!(script.status, 200, "{script:?}");
+    assert!(script.content_type().starts_with("text/javascript"));
+    assert_eq!(script.header("x-content-type-options"), Some("nosniff"));
     let page = raw(&s, "GET", "/graphql", &[("Accept", "text/html")], b"");
     assert_eq!(page.status, 200);
     assert!(

@@ -1,0 +1,602 @@
+// Group (`/groups/{id}`): its licenses with the plans they disable, its processing with a
+// progress bar while it runs (polled every 2 s), and the seeds' notice "N users are in an error
+// state" with the count per reason. Tabs: the users in error (opened first when there are any;
+// filter by reason), the members (add, remove) and the licenses (add, remove, plans on and off).
+// Reprocess. The tab and the reason are in the address (?tab=, ?reason=).
+//
+// Every list is paged with the API's cursors: a group of a million members is never loaded whole.
+
+import { ApiError, gql } from "../api.js";
+import { count, h, plural, replace, uid } from "../dom.js";
+import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
+import {
+  Pager,
+  Slots,
+  act,
+  badge,
+  confirmDialog,
+  emptyState,
+  failure,
+  keepFocus,
+  loading,
+  outOfSeats,
+  pageHeader,
+  panel,
+  planChecklist,
+  planNames,
+  productCell,
+  productInput,
+  progress,
+  redraw,
+  seatBar,
+  showError,
+  stateBadge,
+  table,
+  tabList,
+  userInput,
+  userLink,
+} from "../ui.js";
+
+const POLL_MS = 2000;
+
+const QUERY = `query ConsoleGroup($id: ID!) {
+  group(id: $id) {
+    id displayName memberCount licenseProcessingState processedMembers membersToProcess
+    licenseErrorCount licenseErrorCounts { error count }
+    assignedLicenses {
+      product { skuPartNumber displayName prepaidUnits consumedUnits availableUnits servicePlans { servicePlanName displayName } }
+      disabledPlans { servicePlanName displayName }
+    }
+  }
+}`;
+
+const ERRORS_QUERY = `query ConsoleGroupErrors($id: ID!, $first: Int, $after: String, $error: LicenseErrorCode) {
+  group(id: $id) {
+    membersWithLicenseErrors(first: $first, after: $after, error: $error) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node {
+        id displayName userPrincipalName
+        licenseAssignmentStates { product { skuPartNumber displayName } assignedByGroup { id } state error errorDetail { message } }
+      } }
+    }
+  }
+}`;
+
+const MEMBERS_QUERY = `query ConsoleGroupMembers($id: ID!, $first: Int, $after: String) {
+  group(id: $id) {
+    members(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { id displayName userPrincipalName effectiveUsageLocation hasLicenseErrors } }
+    }
+  }
+}`;
+
+const GROUP_LICENSE = `mutation ConsoleGroupLicense($id: ID!, $add: [LicenseInput!]!, $remove: [String!]!) {
+  assignGroupLicense(groupId: $id, addLicenses: $add, removeLicenses: $remove) { id licenseProcessingState }
+}`;
+
+const TABS = ["errors", "members", "licenses"];
+
+export function render(ctx) {
+  const id = ctx.params[0];
+  const slots = new Slots();
+  const state = {
+    group: null,
+    tab: TABS.includes(ctx.query.get("tab")) ? ctx.query.get("tab") : null,
+    reason: ERROR_LABELS[ctx.query.get("reason")] ? ctx.query.get("reason") : "",
+  };
+  const head = h("div");
+  const summary = h("div");
+  const tabsBox = h("div");
+  const panelId = uid("tabpanel");
+  const tabPanel = h("div", { id: panelId, role: "tabpanel" });
+  const side = h("div");
+  const tabs = {};
+  let polling = false;
+
+  ctx.setTitle("Group");
+  replace(ctx.main, loading("Loading the group…"));
+
+  async function loadGroup() {
+    let data;
+    try {
+      data = await gql(QUERY, { id });
+    } catch (error) {
+      if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [["Groups", "/groups"]], title: "Group" }), failure(error));
+      return false;
+    }
+    if (!ctx.alive()) return false;
+    if (!data.group) {
+      ctx.setTitle("Group not found");
+      replace(
+        ctx.main,
+        pageHeader({ crumbs: [["Groups", "/groups"]], title: "Group not found" }),
+        emptyState(`There is no group with id ${id}.`, "It may have been deleted."),
+      );
+      return false;
+    }
+    const first = state.group === null;
+    const wasRunning = state.group && state.group.licenseProcessingState !== "COMPLETE";
+    state.group = data.group;
+    if (first) {
+      state.tab ??= data.group.licenseErrorCount > 0 ? "errors" : "members";
+      replace(ctx.main, head, summary, side, h("section", { class: "panel", "aria-label": "Users, members and licenses" }, tabsBox, tabPanel));
+    }
+    drawHead();
+    drawSummary();
+    drawTabs();
+    const running = data.group.licenseProcessingState !== "COMPLETE";
+    if (running && !polling) {
+      polling = true;
+      ctx.later(POLL_MS, async () => {
+        polling = false;
+        await loadGroup();
+        // The users in error change as the run goes; the tab follows.
+        tabs[state.tab]?.load();
+      });
+    } else if (wasRunning && !running) {
+      tabs[state.tab]?.load();
+    }
+    return true;
+  }
+
+  function drawHead() {
+    const g = state.group;
+    ctx.setTitle(g.displayName);
+    const status = groupStatus(g);
+    const actions = [];
+    if (ctx.canEdit) {
+      const button = h("button", { type: "button", class: "btn btn-primary", id: "reprocess-group" }, "Reprocess");
+      button.addEventListener("click", async () => {
+        const slot = slots.get("reprocess");
+        const done = await act(button, slot, async () => {
+          await gql(`mutation ConsoleReprocessGroup($id: ID!) { reprocessGroup(groupId: $id) { id licenseProcessingState } }`, { id });
+          return `Reprocessing ${plural(g.memberCount, "member")}: each is tried again in the background.`;
+        });
+        if (done) await refresh();
+        keepFocus(slot);
+      });
+      actions.push(button, slots.get("reprocess"));
+    }
+    redraw(
+      head,
+      pageHeader({
+        crumbs: [["Groups", "/groups"]],
+        title: g.displayName,
+        badges: [badge(status.tone, status.text)],
+        subtitle: `${plural(g.memberCount, "member")} · ${plural(g.assignedLicenses.length, "license")} · group id ${g.id}`,
+        actions,
+      }),
+    );
+  }
+
+  function drawSummary() {
+    const g = state.group;
+    const parts = [];
+    if (g.licenseProcessingState !== "COMPLETE") {
+      parts.push(
+        h(
+          "div",
+          { class: "callout callout-info", role: "status" },
+          h("p", { class: "callout-title" }, g.licenseProcessingState === "QUEUED" ? "Processing is queued" : "Processing licenses"),
+          progress(g.processedMembers, g.membersToProcess, `Processing of ${g.displayName}`),
+          h("p", null, `${PROCESSING_LABELS[g.licenseProcessingState]}: this page follows the run as it goes.`),
+        ),
+      );
+    }
+    if (g.licenseErrorCount > 0) {
+      parts.push(
+        h(
+          "div",
+          { class: "callout callout-bad" },
+          h("p", { class: "callout-title" }, g.licenseErrorCount === 1 ? "1 user is in an error state" : `${count(g.licenseErrorCount)} users are in an error state`),
+          h(
+            "ul",
+            { class: "reason-list", "aria-label": "Users in error per reason" },
+            g.licenseErrorCounts.map(({ error, count: n }) =>
+              h(
+                "li",
+                null,
+                h(
+                  "button",
+                  { type: "button", class: "btn-link", on: { click: () => showReason(error) } },
+                  `${errorLabel(error)}: ${count(n)}`,
+                ),
+              ),
+            ),
+          ),
+          h("p", null, "Fix the cause (seats, plans, usage location, proxy addresses), then Reprocess."),
+        ),
+      );
+    }
+    redraw(summary, parts);
+    redraw(side, licensesSummary(g));
+  }
+
+  function drawTabs() {
+    const g = state.group;
+    const focused = tabsBox.contains(document.activeElement);
+    replace(
+      tabsBox,
+      tabList({
+        label: "Group details",
+        selected: state.tab,
+        onSelect: select,
+        tabs: [
+          { key: "errors", text: "Users in error", badgeText: count(g.licenseErrorCount), tone: g.licenseErrorCount > 0 ? "bad" : "", panelId },
+          { key: "members", text: "Members", badgeText: count(g.memberCount), panelId },
+          { key: "licenses", text: "Licenses", badgeText: count(g.assignedLicenses.length), panelId },
+        ],
+      }),
+    );
+    tabPanel.setAttribute("aria-labelledby", `tab-${state.tab}`);
+    if (focused) tabsBox.querySelector('[aria-selected="true"]')?.focus();
+    if (!tabs[state.tab]) showTab();
+  }
+
+  function select(key) {
+    state.tab = key;
+    ctx.setQuery({ tab: key, reason: key === "errors" ? state.reason : "" });
+    tabPanel.setAttribute("aria-labelledby", `tab-${key}`);
+    showTab();
+  }
+
+  function showTab() {
+    const key = state.tab;
+    if (!tabs[key]) {
+      tabs[key] = key === "errors" ? errorsTab() : key === "members" ? membersTab() : licensesTab();
+      tabs[key].load();
+    } else if (key === "licenses") {
+      tabs[key].load();
+    }
+    replace(tabPanel, tabs[key].el);
+  }
+
+  function showReason(error) {
+    state.reason = error;
+    if (tabs.errors) tabs.errors.setReason(error);
+    state.tab = "errors";
+    ctx.setQuery({ tab: "errors", reason: error });
+    drawTabs();
+    showTab();
+    tabPanel.querySelector("select")?.focus();
+  }
+
+  /** After an action: the group, then the tab on screen. */
+  async function refresh() {
+    if (await loadGroup()) await tabs[state.tab]?.load();
+  }
+
+  // ---- Users in error ----
+
+  function errorsTab() {
+    const pager = new Pager(() => load());
+    const list = h("div", null, loading("Loading the users in error…"));
+    const reasonId = uid("reason");
+    const reasonSelect = h("select", { id: reasonId });
+    function fillReasons() {
+      const counts = state.group?.licenseErrorCounts ?? [];
+      const present = new Map(counts.map((c) => [c.error, c.count]));
+      if (state.reason && !present.has(state.reason)) present.set(state.reason, 0);
+      replace(
+        reasonSelect,
+        h("option", { value: "", selected: state.reason === "" }, "All reasons"),
+        [...present].map(([code, n]) => h("option", { value: code, selected: state.reason === code }, `${errorLabel(code)} (${count(n)})`)),
+      );
+    }
+    reasonSelect.addEventListener("change", () => {
+      state.reason = reasonSelect.value;
+      ctx.setQuery({ tab: "errors", reason: state.reason });
+      pager.reset();
+      load();
+    });
+    const el = h(
+      "div",
+      null,
+      h(
+        "div",
+        { class: "toolbar" },
+        h("div", { class: "field" }, h("label", { for: reasonId }, "Reason"), reasonSelect),
+        h("p", { class: "form-note" }, "Each row is one license of this group that failed for one user; open the user to see why and how to fix it."),
+      ),
+      list,
+    );
+    let asked = 0;
+    async function load() {
+      fillReasons();
+      const mine = ++asked;
+      let data;
+      try {
+        data = await gql(ERRORS_QUERY, { id, first: pager.first, after: pager.after, error: state.reason || null });
+      } catch (error) {
+        if (ctx.alive() && mine === asked) replace(list, failure(error, "The users in error could not be loaded."));
+        return;
+      }
+      if (!ctx.alive() || mine !== asked || !data.group) return;
+      const connection = data.group.membersWithLicenseErrors;
+      const rows = [];
+      for (const { node } of connection.edges) {
+        const failing = node.licenseAssignmentStates.filter(
+          (s) => s.assignedByGroup?.id === id && s.error !== "NONE" && (!state.reason || s.error === state.reason),
+        );
+        for (const s of failing) {
+          rows.push([
+            [userLink(node), h("span", { class: "sub" }, node.userPrincipalName)],
+            productCell(s.product),
+            stateBadge(s.state),
+            errorLabel(s.error),
+            [s.errorDetail?.message ?? "", "message"],
+          ]);
+        }
+      }
+      if (connection.totalCount === 0) {
+        redraw(
+          list,
+          state.reason
+            ? emptyState(`No user is in error for “${errorLabel(state.reason)}”.`, "Choose another reason, or all of them.")
+            : emptyState("No user is in an error state.", "Every member holds this group's licenses."),
+        );
+        return;
+      }
+      redraw(
+        list,
+        table({ caption: "Users in error", columns: [["User"], ["Product"], ["State"], ["Reason"], ["Message"]], rows }),
+        pager.render(connection, "users in error"),
+      );
+    }
+    return {
+      el,
+      load,
+      setReason(error) {
+        state.reason = error;
+        pager.reset();
+        load();
+      },
+    };
+  }
+
+  // ---- Members ----
+
+  function membersTab() {
+    const pager = new Pager(() => load());
+    const list = h("div", null, loading("Loading the members…"));
+    const listSlot = slots.get("members");
+    const parts = [];
+    if (ctx.canEdit) {
+      const inputId = uid("member");
+      const { input, list: suggestions } = userInput(inputId);
+      const button = h("button", { type: "submit", class: "btn btn-primary" }, "Add member");
+      const slot = slots.get("add-member");
+      const form = h(
+        "form",
+        {
+          class: "toolbar",
+          "aria-label": "Add a member",
+          on: {
+            submit: async (event) => {
+              event.preventDefault();
+              const name = input.value.trim();
+              if (!name) {
+                showError(slot, new Error("Type the sign-in name of the user to add."));
+                return;
+              }
+              const done = await act(button, slot, async () => {
+                const found = await gql(`query ConsoleFindUser($upn: String!) { user(userPrincipalName: $upn) { id displayName userPrincipalName } }`, { upn: name });
+                if (!found.user) throw new ApiError("NOT_FOUND", `No user has the sign-in name ${name}.`);
+                await gql(`mutation ConsoleAddMembers($id: ID!, $users: [ID!]!) { addGroupMembers(groupId: $id, userIds: $users) { id memberCount } }`, {
+                  id,
+                  users: [found.user.id],
+                });
+                return `Added ${found.user.displayName} (${found.user.userPrincipalName}). Their licenses from this group are processed in the background.`;
+              });
+              if (done) {
+                input.value = "";
+                await refresh();
+              }
+              keepFocus(slot);
+            },
+          },
+        },
+        h("div", { class: "field" }, h("label", { for: inputId }, "Add a member by sign-in name"), input, suggestions),
+        button,
+        slot,
+      );
+      parts.push(form);
+    }
+    parts.push(listSlot, list);
+    const el = h("div", null, parts);
+
+    async function remove(user, button) {
+      const g = state.group;
+      const sure = await confirmDialog({
+        title: "Remove this member?",
+        message: `${user.displayName} (${user.userPrincipalName}) leaves ${g.displayName}. The licenses they have from this group are withdrawn in the background.`,
+        confirm: "Remove member",
+      });
+      if (!sure) return;
+      const done = await act(button, listSlot, async () => {
+        await gql(`mutation ConsoleRemoveMembers($id: ID!, $users: [ID!]!) { removeGroupMembers(groupId: $id, userIds: $users) { id memberCount } }`, {
+          id,
+          users: [user.id],
+        });
+        return `Removed ${user.displayName} from ${g.displayName}. Their licenses from this group are withdrawn in the background.`;
+      });
+      if (done) await refresh();
+      keepFocus(listSlot);
+    }
+
+    let asked = 0;
+    async function load() {
+      const mine = ++asked;
+      let data;
+      try {
+        data = await gql(MEMBERS_QUERY, { id, first: pager.first, after: pager.after });
+      } catch (error) {
+        if (ctx.alive() && mine === asked) replace(list, failure(error, "The members could not be loaded."));
+        return;
+      }
+      if (!ctx.alive() || mine !== asked || !data.group) return;
+      const connection = data.group.members;
+      if (connection.totalCount === 0) {
+        redraw(list, emptyState("This group has no members.", ctx.canEdit ? "Add one by sign-in name above." : null));
+        return;
+      }
+      const columns = [["Name"], ["Sign-in name"], ["Usage location"], ["Licenses"]];
+      if (ctx.canEdit) columns.push(["", "actions"]);
+      redraw(
+        list,
+        table({
+          caption: "Members",
+          columns,
+          rows: connection.edges.map(({ node }) => {
+            const cells = [
+              userLink(node),
+              node.userPrincipalName,
+              node.effectiveUsageLocation,
+              node.hasLicenseErrors ? badge("bad", "Errors") : badge("ok", "No errors"),
+            ];
+            if (ctx.canEdit) {
+              const button = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Remove ${node.displayName}` }, "Remove");
+              button.addEventListener("click", () => remove(node, button));
+              cells.push([button, "actions"]);
+            }
+            return cells;
+          }),
+        }),
+        pager.render(connection, "members"),
+      );
+    }
+    return { el, load };
+  }
+
+  // ---- Licenses ----
+
+  function licensesTab() {
+    const el = h("div");
+    // The group's licenses come with the group; this tab draws them again after each load.
+    async function load() {
+      const g = state.group;
+      const parts = [];
+      if (ctx.canEdit) parts.push(addLicenseForm());
+      if (g.assignedLicenses.length === 0) {
+        parts.push(emptyState("This group has no licenses.", ctx.canEdit ? "Add a product above: every member gets it." : null));
+      } else {
+        parts.push(h("ul", { class: "license-list" }, g.assignedLicenses.map(licenseItem)));
+      }
+      redraw(el, parts);
+    }
+
+    function addLicenseForm() {
+      const inputId = uid("sku");
+      const { input, list } = productInput(inputId);
+      const button = h("button", { type: "submit", class: "btn btn-primary" }, "Add to group");
+      const slot = slots.get("add-license");
+      return h(
+        "form",
+        {
+          class: "toolbar",
+          "aria-label": "Add a product",
+          on: {
+            submit: async (event) => {
+              event.preventDefault();
+              const sku = input.value.trim();
+              if (!sku) {
+                showError(slot, new Error("Choose a product to add (its skuPartNumber, e.g. ENTERPRISEPACK)."));
+                return;
+              }
+              // Once the API previews license changes, the preview goes here, before the save.
+              const done = await act(button, slot, async () => {
+                await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
+                return `Added ${sku}. Every member gets it in the background.`;
+              });
+              if (done) await refresh();
+              keepFocus(slot);
+            },
+          },
+        },
+        h("div", { class: "field" }, h("label", { for: inputId }, "Add a product"), input, list),
+        button,
+        slot,
+      );
+    }
+
+    function licenseItem(license) {
+      const g = state.group;
+      const { product } = license;
+      const slot = slots.get(`license:${product.skuPartNumber}`);
+      const save = h("button", { type: "button", class: "btn btn-primary btn-small", disabled: true }, "Save plans");
+      const plans = planChecklist({
+        plans: product.servicePlans,
+        disabled: license.disabledPlans,
+        editable: ctx.canEdit,
+        label: `Service plans of ${product.displayName} in this group`,
+        onChange: () => {
+          save.disabled = !plans.changed();
+        },
+      });
+      const tools = [];
+      if (ctx.canEdit) {
+        save.addEventListener("click", async () => {
+          const disabledPlans = plans.disabledNames();
+          const done = await act(save, slot, async () => {
+            await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: product.skuPartNumber, disabledPlans }], remove: [] });
+            return `Saved ${product.skuPartNumber}: ${disabledPlans.length === 0 ? "every plan on" : `${plural(disabledPlans.length, "plan")} off`}. Every member is processed again.`;
+          });
+          if (done) await refresh();
+          keepFocus(slot);
+        });
+        const remove = h("button", { type: "button", class: "btn btn-small btn-danger" }, "Remove from group");
+        remove.addEventListener("click", async () => {
+          const sure = await confirmDialog({
+            title: "Remove this product from the group?",
+            message: `${product.displayName} (${product.skuPartNumber}) is withdrawn from the ${plural(g.memberCount, "member")} of ${g.displayName} who have it from this group.`,
+            confirm: "Remove product",
+          });
+          if (!sure) return;
+          const done = await act(remove, slots.get("add-license"), async () => {
+            await gql(GROUP_LICENSE, { id, add: [], remove: [product.skuPartNumber] });
+            return `Removed ${product.skuPartNumber} from ${g.displayName}. It is withdrawn from the members in the background.`;
+          });
+          if (done) await refresh();
+          keepFocus(slots.get("add-license"));
+        });
+        tools.push(remove);
+      }
+      return h(
+        "li",
+        { class: "license-item" },
+        h("div", { class: "license-head" }, h("h3", null, productCell(product)), tools),
+        h("p", { class: "license-meta" }, `${count(product.consumedUnits)} of ${count(product.prepaidUnits)} seats used, ${count(product.availableUnits)} available`),
+        plans.el,
+        ctx.canEdit && h("div", { class: "plans-toolbar" }, save, h("span", { class: "form-note" }, "Turn plans off for every member of the group; saving processes them again.")),
+        slot,
+      );
+    }
+    return { el, load };
+  }
+
+  loadGroup();
+}
+
+/** The group's licenses at a glance: product, seats, and the plans the group turns off. */
+function licensesSummary(g) {
+  return panel({
+    title: "Licenses",
+    count: g.assignedLicenses.length,
+    body:
+      g.assignedLicenses.length === 0
+        ? emptyState("No licenses.", "Members get nothing from this group.")
+        : table({
+            caption: "Licenses of the group",
+            columns: [["Product"], ["Seats used"], ["Available", "num"], ["Plans off"]],
+            rows: g.assignedLicenses.map((l) => [
+              productCell(l.product),
+              seatBar(l.product),
+              [outOfSeats(l.product) ? h("span", { class: "bad-text" }, "None left") : count(l.product.availableUnits), "num"],
+              l.disabledPlans.length === 0 ? h("span", { class: "muted" }, "None") : planNames(l.disabledPlans),
+            ]),
+          }),
+  });
+}

@@ -1,0 +1,239 @@
+// Product (`/products/{sku}`): its seats (bought, used, left; an admin sets the seats bought),
+// the groups that carry it, the users who hold it with where each has it from (paged), and its
+// service plans.
+
+import { gql } from "../api.js";
+import { count, h, plural, replace, uid } from "../dom.js";
+import { groupStatus } from "../labels.js";
+import {
+  Pager,
+  Slots,
+  act,
+  badge,
+  emptyState,
+  errorCount,
+  failure,
+  groupLink,
+  keepFocus,
+  loading,
+  outOfSeats,
+  pageHeader,
+  panel,
+  redraw,
+  seatBar,
+  showError,
+  stateBadge,
+  table,
+  userLink,
+} from "../ui.js";
+
+const QUERY = `query ConsoleProduct($sku: String!) {
+  product(skuPartNumber: $sku) {
+    skuPartNumber skuId displayName prepaidUnits consumedUnits availableUnits
+    servicePlans { servicePlanName servicePlanId displayName }
+    licensedGroups { id displayName memberCount licenseErrorCount licenseProcessingState assignedLicenses { product { skuPartNumber } } }
+  }
+}`;
+
+const HOLDERS = `query ConsoleProductUsers($sku: String!, $first: Int, $after: String) {
+  product(skuPartNumber: $sku) {
+    licensedUsers(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node {
+        id displayName userPrincipalName
+        licenseAssignmentStates { product { skuPartNumber } assignedByGroup { id displayName } state error }
+      } }
+    }
+  }
+}`;
+
+export function render(ctx) {
+  const sku = ctx.params[0];
+  const slots = new Slots();
+  const pager = new Pager(() => loadHolders());
+  const holders = h("div", null, loading("Loading the users who hold it…"));
+  let product = null;
+  // The total of the licensed users, shown in their panel's title once the first page is in.
+  let holderCount = null;
+  ctx.setTitle(sku);
+  replace(ctx.main, loading("Loading the product…"));
+
+  async function load() {
+    let data;
+    try {
+      data = await gql(QUERY, { sku });
+    } catch (error) {
+      if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [["Products", "/products"]], title: sku }), failure(error));
+      return false;
+    }
+    if (!ctx.alive()) return false;
+    if (!data.product) {
+      ctx.setTitle("Product not found");
+      replace(
+        ctx.main,
+        pageHeader({ crumbs: [["Products", "/products"]], title: "Product not found" }),
+        emptyState(`The rules in force have no product named ${sku}.`, "Names are case-sensitive, e.g. ENTERPRISEPACK."),
+      );
+      return false;
+    }
+    product = data.product;
+    draw();
+    return true;
+  }
+
+  function draw() {
+    const p = product;
+    ctx.setTitle(p.displayName);
+    redraw(
+      ctx.main,
+      pageHeader({
+        crumbs: [["Products", "/products"]],
+        title: p.displayName,
+        badges: [outOfSeats(p) ? badge("bad", "Out of seats") : p.prepaidUnits > 0 ? badge("ok", `${count(p.availableUnits)} seats left`) : badge("muted", "No seats bought")],
+        subtitle: [h("code", null, p.skuPartNumber), p.skuId && h("span", { class: "muted" }, ` · ${p.skuId}`)],
+      }),
+      h("div", { class: "grid grid-2" }, seatsPanel(p), groupsPanel(p)),
+      panel({ title: "Licensed users", count: holderCount, body: holders }),
+      plansPanel(p),
+    );
+  }
+
+  function seatsPanel(p) {
+    const body = [
+      h(
+        "div",
+        { class: "panel-body" },
+        seatBar(p),
+        h(
+          "dl",
+          { class: "props" },
+          h("dt", null, "Prepaid"),
+          h("dd", null, count(p.prepaidUnits)),
+          h("dt", null, "Consumed"),
+          h("dd", null, count(p.consumedUnits)),
+          h("dt", null, "Available"),
+          h("dd", null, count(p.availableUnits)),
+        ),
+      ),
+    ];
+    if (ctx.canEdit) {
+      const inputId = uid("units");
+      const noteId = uid("units-note");
+      const input = h("input", { type: "number", id: inputId, min: "0", step: "1", value: String(p.prepaidUnits), "aria-describedby": noteId });
+      const button = h("button", { type: "submit", class: "btn btn-primary" }, "Set seats");
+      const slot = slots.get("seats");
+      body.push(
+        h(
+          "form",
+          {
+            class: "toolbar",
+            "aria-label": "Seats bought",
+            on: {
+              submit: async (event) => {
+                event.preventDefault();
+                const units = Number(input.value);
+                if (!Number.isInteger(units) || units < 0) {
+                  showError(slot, new Error("Seats are a whole number, 0 or more."));
+                  return;
+                }
+                const done = await act(button, slot, async () => {
+                  const data = await gql(
+                    `mutation ConsoleSetSeats($sku: String!, $units: Int!) { setPrepaidUnits(skuPartNumber: $sku, units: $units) { prepaidUnits availableUnits } }`,
+                    { sku, units },
+                  );
+                  const left = data.setPrepaidUnits.availableUnits;
+                  return `Seats set to ${count(units)}: ${plural(left, "seat")} available. Users waiting for a seat get one when their group is reprocessed.`;
+                });
+                if (done) await load();
+                keepFocus(slot);
+              },
+            },
+          },
+          h("div", { class: "field" }, h("label", { for: inputId }, "Seats bought (prepaid units)"), input),
+          button,
+          h("p", { class: "form-note", id: noteId }, "Fewer seats than are used takes no license away; new holders wait for a free seat."),
+          slot,
+        ),
+      );
+    }
+    return panel({ title: "Seats", body });
+  }
+
+  function groupsPanel(p) {
+    return panel({
+      title: "Licensed groups",
+      count: p.licensedGroups.length,
+      body:
+        p.licensedGroups.length === 0
+          ? emptyState("No group carries this product.")
+          : table({
+              caption: "Groups whose licenses hold this product",
+              columns: [["Group"], ["Members", "num"], ["Status"], ["Users in error", "num"]],
+              rows: p.licensedGroups.map((g) => {
+                const status = groupStatus(g);
+                return [groupLink(g), [count(g.memberCount), "num"], badge(status.tone, status.text), [errorCount(g.licenseErrorCount), "num"]];
+              }),
+            }),
+    });
+  }
+
+  function plansPanel(p) {
+    return panel({
+      title: "Service plans",
+      count: p.servicePlans.length,
+      body:
+        p.servicePlans.length === 0
+          ? emptyState("The rules give this product no plans.")
+          : h(
+              "div",
+              { class: "panel-body" },
+              h(
+                "ul",
+                { class: "plan-grid", "aria-label": "Service plans of the product" },
+                p.servicePlans.map((plan) => h("li", null, h("span", { class: "plan-name" }, plan.displayName, h("span", { class: "plan-code" }, plan.servicePlanName)))),
+              ),
+            ),
+    });
+  }
+
+  let asked = 0;
+  async function loadHolders() {
+    const mine = ++asked;
+    let data;
+    try {
+      data = await gql(HOLDERS, { sku, first: pager.first, after: pager.after });
+    } catch (error) {
+      if (ctx.alive() && mine === asked) replace(holders, failure(error, "The licensed users could not be loaded."));
+      return;
+    }
+    if (!ctx.alive() || mine !== asked || !data.product) return;
+    const connection = data.product.licensedUsers;
+    if (holderCount !== connection.totalCount) {
+      holderCount = connection.totalCount;
+      draw();
+    }
+    if (connection.totalCount === 0) {
+      redraw(holders, emptyState("No user holds this product."));
+      return;
+    }
+    redraw(
+      holders,
+      table({
+        caption: "Users who hold the product",
+        columns: [["User"], ["Comes from"], ["State"]],
+        rows: connection.edges.map(({ node }) => {
+          const mine = node.licenseAssignmentStates.filter((s) => s.product.skuPartNumber === sku && (s.state === "ACTIVE" || s.state === "ACTIVE_WITH_ERROR"));
+          return [
+            [userLink(node), h("span", { class: "sub" }, node.userPrincipalName)],
+            h("div", { class: "source-list" }, mine.map((s) => (s.assignedByGroup ? groupLink(s.assignedByGroup) : h("span", null, "Direct")))),
+            h("div", { class: "source-list" }, mine.some((s) => s.error !== "NONE") ? stateBadge("ACTIVE_WITH_ERROR") : stateBadge("ACTIVE")),
+          ];
+        }),
+      }),
+      pager.render(connection, "users"),
+    );
+  }
+
+  load().then((ok) => ok && loadHolders());
+}
