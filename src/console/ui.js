@@ -239,6 +239,8 @@ export async function act(button, slot, work) {
     button.disabled = true;
     button.setAttribute("aria-busy", "true");
   }
+  // One action's answer at a time: an older one elsewhere on the page would read as current.
+  for (const other of document.querySelectorAll("main .notice-slot")) if (other !== slot) other.replaceChildren();
   replace(slot);
   try {
     const message = await work();
@@ -385,7 +387,9 @@ export class Pager {
 export function planChecklist({ plans, disabled, editable, label, onChange }) {
   const off = new Set(disabled.map((p) => p.servicePlanName ?? p));
   const boxes = [];
-  const items = plans.map((plan) => {
+  // By name, for the eye to find a plan among dozens (the rules' order means nothing to it).
+  const sorted = [...plans].sort((a, b) => a.displayName.localeCompare(b.displayName));
+  const items = sorted.map((plan) => {
     const isOff = off.has(plan.servicePlanName);
     if (!editable) {
       return h(

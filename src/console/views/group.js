@@ -497,7 +497,7 @@ export function render(ctx) {
         "form",
         {
           class: "toolbar",
-          "aria-label": "Add a product",
+          "aria-label": "Add a product to the group",
           on: {
             submit: async (event) => {
               event.preventDefault();
@@ -516,7 +516,7 @@ export function render(ctx) {
             },
           },
         },
-        h("div", { class: "field" }, h("label", { for: inputId }, "Add a product"), input, list),
+        h("div", { class: "field" }, h("label", { for: inputId }, "Product to add"), input, list),
         button,
         slot,
       );

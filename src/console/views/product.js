@@ -129,6 +129,8 @@ export function render(ctx) {
           {
             class: "toolbar",
             "aria-label": "Seats bought",
+            // Checked below, with the answer in the slot beside the button like every other.
+            novalidate: true,
             on: {
               submit: async (event) => {
                 event.preventDefault();

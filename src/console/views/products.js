@@ -39,7 +39,7 @@ export function render(ctx) {
         "form",
         { class: "toolbar", role: "search", "aria-label": "Filter products", on: { submit: (event) => event.preventDefault() } },
         h("div", { class: "field" }, h("span", { class: "label" }, "Show"), switcher),
-        h("div", { class: "field" }, h("label", { for: filterId }, "Filter"), input),
+        h("div", { class: "field" }, h("label", { for: filterId }, "Name contains"), input),
       ),
       results,
     ),

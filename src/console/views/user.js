@@ -120,17 +120,17 @@ export function render(ctx) {
    * Waits for the background run that an action queued: until every group assignment of the
    * user has been processed again (its lastUpdatedDateTime moved), or FOLLOW_MS.
    */
-  async function follow(slot, before, done = "") {
+  async function follow(slot, before, lead) {
     const started = Date.now();
     const groupStates = (u) => u.licenseAssignmentStates.filter((s) => s.assignedByGroup);
     const stamp = (s) => `${s.assignedByGroup.id}/${s.product.skuPartNumber}`;
     const old = new Map(groupStates(before).map((s) => [stamp(s), s.lastUpdatedDateTime]));
     const say = (show, text) => {
-      show(slot, done ? `${done} ${text}` : text);
+      show(slot, text);
       keepFocus(slot);
     };
     if (old.size === 0) {
-      if (await load()) say(showOk, "The user has no license from a group: nothing else to process.");
+      if (await load()) say(showOk, `${lead}. The user has no license from a group: nothing else to process.`);
       return;
     }
     while (ctx.alive() && Date.now() - started < FOLLOW_MS) {
@@ -141,12 +141,12 @@ export function render(ctx) {
       const pending = groupStates(now).filter((s) => old.get(stamp(s)) === s.lastUpdatedDateTime);
       if (pending.length === 0) {
         const left = now.licenseAssignmentStates.filter((s) => s.error !== "NONE").length;
-        if (left === 0) say(showOk, "Processed: no license error left.");
-        else say(showInfo, `Processed: ${plural(left, "assignment")} still in error; see why below.`);
+        if (left === 0) say(showOk, `${lead}: no license error left.`);
+        else say(showInfo, `${lead}: ${plural(left, "assignment")} still in error; see why below.`);
         return;
       }
     }
-    if (ctx.alive()) say(showInfo, "The background run has not reached this user yet; this page shows the state as last read. Reload later to see it.");
+    if (ctx.alive()) say(showInfo, `${lead}, but the background run has not reached this user yet; this page shows the state as last read. Reload later to see it.`);
   }
 
   function draw() {
@@ -164,7 +164,7 @@ export function render(ctx) {
         });
         if (!done) return;
         showInfo(slot, "Reprocessing: the user's group licenses are tried again in the background…");
-        await follow(slot, before, "Reprocessed.");
+        await follow(slot, before, "Reprocessed");
       });
       actions.push(button, slots.get("reprocess"));
     }
@@ -365,7 +365,7 @@ export function render(ctx) {
           },
         },
       },
-      h("div", { class: "field" }, h("label", { for: inputId }, "Assign a license directly"), input, list),
+      h("div", { class: "field" }, h("label", { for: inputId }, "Product to assign directly"), input, list),
       button,
       !user.usageLocation && h("p", { class: "form-note" }, "Direct licenses need the user's own usage location (set it under Profile)."),
       slot,
@@ -470,10 +470,10 @@ export function render(ctx) {
       const before = user;
       const done = await act(button, slot, async () => {
         await gql(UPDATE, { id, input: values });
-        return message;
+        return `${message}; the user's group licenses are processed again…`;
       });
       // A new location processes the user's group licenses again by itself (P5).
-      if (done) await follow(slot, before, message);
+      if (done) await follow(slot, before, `${message}, and processed again`);
       else keepFocus(slot);
     };
     const clear =
@@ -483,7 +483,7 @@ export function render(ctx) {
         {
           type: "button",
           class: "btn",
-          on: { click: (event) => change(event.currentTarget, { clearUsageLocation: true }, "Usage location cleared: the directory's default applies.") },
+          on: { click: (event) => change(event.currentTarget, { clearUsageLocation: true }, "Usage location cleared (the directory's default applies)") },
         },
         "Clear",
       );
@@ -491,7 +491,7 @@ export function render(ctx) {
       "form",
       {
         class: "toolbar",
-        "aria-label": "Usage location",
+        "aria-label": "Change the usage location",
         on: {
           submit: (event) => {
             event.preventDefault();
@@ -500,7 +500,7 @@ export function render(ctx) {
               showError(slot, new ApiError("BAD_USER_INPUT", "A usage location is a two-letter country code (ISO 3166-1 alpha-2), e.g. US."));
               return;
             }
-            change(save, { usageLocation: code }, `Usage location set to ${code}. The user's group licenses are processed again.`);
+            change(save, { usageLocation: code }, `Usage location set to ${code}`);
           },
         },
       },

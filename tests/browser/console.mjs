@@ -1,0 +1,665 @@
+#!/usr/bin/env node
+// Drives the admin console in Debian's headless Chromium against a running server.
+//
+//   node tests/browser/console.mjs BASE_URL SCREENSHOT_DIR SCENARIO
+//
+// BASE_URL        the server, e.g. http://127.0.0.1:8080 (the console is at BASE_URL/)
+// SCREENSHOT_DIR  where each view's PNG goes (SCENARIO-VIEW-WIDTH.png)
+// SCENARIO        one of:
+//   views   every view shows the demo tenant's real rows and numbers, filters and links keep
+//           the address, back and reload show the same view, each view passes axe-core's
+//           WCAG 2 A/AA rules at 1280 px and does not overflow at 1024 px
+//   walk    the seeds' walk: Overview → group in error → its users in error → one user → the
+//           conflicting plan and its source → fix it (plans off on the direct license) →
+//           Reprocess, which finds the demo's E3 seats all taken → the product, one seat more →
+//           back → Reprocess → no error left, on the page (the Rust test checks the API)
+//   edit    the other actions, each with its answer beside it: members added and removed
+//           (with the confirmation dialog, cancelled then confirmed), a product added and its
+//           refusal shown, plans off on a group, seats set, a usage location that clears an
+//           error, a rules reload; then paging past the first page (CONSOLE_PAGING_GROUP names
+//           a group of more than one page of members) with Next and Previous
+//   tokens  a server with tokens (CONSOLE_READER_TOKEN, CONSOLE_ADMIN_TOKEN): the token form,
+//           a wrong token's message from the server, a reader's views without a control that
+//           changes anything, the token in sessionStorage only, sign-out, an admin's controls,
+//           and a token refused mid-session bringing the form back with the server's message
+//
+// Fails (exit 1) on any failed check, any page error or console error (except the 401/403 a
+// tokens run expects), and any request to a host other than 127.0.0.1 / localhost / [::1]:
+// those are aborted, so nothing leaves the machine. Prints one "OK: …" line per check.
+//
+// The browser is /usr/bin/chromium (override with CHROMIUM=/path), never a downloaded one.
+
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const TIMEOUT_MS = Number(process.env.CONSOLE_TEST_TIMEOUT_MS ?? 20000);
+const LOCAL_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+const LOCAL_SCHEMES = new Set(["data:", "blob:", "about:"]);
+const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+
+const [base, shots, scenario] = process.argv.slice(2);
+if (!base || !shots || !scenario) {
+  console.error("usage: node console.mjs BASE_URL SCREENSHOT_DIR views|walk|edit|tokens");
+  process.exit(2);
+}
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+if (!existsSync(executablePath)) {
+  console.error(`FAIL: ${executablePath} not found; install Debian's chromium (apt-get install chromium)`);
+  process.exit(1);
+}
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+function isLocal(url) {
+  try {
+    const parsed = new URL(url);
+    return LOCAL_SCHEMES.has(parsed.protocol) || LOCAL_HOSTS.has(parsed.hostname);
+  } catch {
+    return false;
+  }
+}
+
+const requests = [];
+const foreign = [];
+const problems = [];
+const passed = [];
+const userDataDir = mkdtempSync(join(tmpdir(), "console-chromium-"));
+let context;
+let page;
+let expectAuthRefusals = false;
+
+function ok(what) {
+  passed.push(what);
+  console.log(`OK: ${what}`);
+}
+
+function check(condition, what) {
+  if (!condition) throw new Error(`check failed: ${what}`);
+  ok(what);
+}
+
+// ---- Page helpers --------------------------------------------------------------------------
+
+/** Waits until the view has drawn its data: no loading state left, a title shown. */
+async function settled() {
+  await page.waitForFunction(() => {
+    const main = document.getElementById("main");
+    return main && !main.querySelector(".state-loading") && main.querySelector("h1");
+  });
+}
+
+async function go(path) {
+  const response = await page.goto(new URL(path, base).toString(), { waitUntil: "load" });
+  if (!response || !response.ok()) throw new Error(`GET ${path} answered ${response ? response.status() : "nothing"}`);
+  // Marks this document: a full page load would lose it, a client-side navigation keeps it.
+  await page.evaluate(() => {
+    window.__consoleDocument = true;
+  });
+  await settled();
+}
+
+/** Reloads the page, as the browser's reload button does (a new document). */
+async function reload() {
+  await page.reload({ waitUntil: "load" });
+  await page.evaluate(() => {
+    window.__consoleDocument = true;
+  });
+  await settled();
+}
+
+async function mainText() {
+  return page.evaluate(() => document.getElementById("main").innerText.replace(/\s+/g, " "));
+}
+
+/** Waits until the main region shows `text` (whitespace folded). */
+async function shows(text, what = `the page shows “${text}”`) {
+  try {
+    await page.waitForFunction((t) => document.getElementById("main").innerText.replace(/\s+/g, " ").includes(t), text);
+  } catch (error) {
+    const now = await mainText().catch(() => "(unreadable)");
+    throw new Error(`${what}: not found; the page shows: ${now.slice(0, 1500)}`, { cause: error });
+  }
+  ok(what);
+}
+
+async function lacks(text, what = `the page no longer shows “${text}”`) {
+  await page.waitForFunction((t) => !document.getElementById("main").innerText.replace(/\s+/g, " ").includes(t), text);
+  ok(what);
+}
+
+/** Follows a link in the main region by its name; checks the view changed without a page load. */
+async function follow(name, expectedPath) {
+  await page.locator("main").getByRole("link", { name, exact: true }).first().click();
+  await page.waitForURL((url) => url.pathname === expectedPath);
+  await settled();
+  const same = await page.evaluate(() => window.__consoleDocument === true);
+  check(same, `“${name}” opened ${expectedPath} without reloading the page`);
+}
+
+async function rows(scope = "main") {
+  return page.locator(`${scope} table tbody tr`).count();
+}
+
+/** Runs axe-core's WCAG 2 A/AA rules on the page as it is; any violation fails. */
+async function axe(label) {
+  // Injected through the DevTools protocol: the console's CSP refuses inline scripts, as it
+  // should, and the check must see the page under its real CSP.
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(
+    (tags) => window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations"] }),
+    AXE_TAGS,
+  );
+  const violations = result.violations.map(
+    (v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 5).join("; ")}`,
+  );
+  if (violations.length) throw new Error(`axe-core, ${label}: ${violations.length} violation(s):\n  ${violations.join("\n  ")}`);
+  ok(`axe-core: no WCAG 2 A/AA violation on ${label} (${result.passes.length} rules passed)`);
+}
+
+async function shot(name) {
+  const width = page.viewportSize().width;
+  await page.screenshot({ path: join(shots, `${scenario}-${name}-${width}.png`), fullPage: true });
+}
+
+/** At 1024 px the page has no horizontal scroll bar (wide tables scroll inside their panel). */
+async function fits(label) {
+  await page.setViewportSize({ width: 1024, height: 800 });
+  await page.waitForTimeout(100);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  await shot(label);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  check(overflow <= 0, `${label} fits 1024 px wide (overflow ${overflow} px)`);
+}
+
+/** The notice an action left in the slot nearest to `scope`. */
+async function notice(text, what) {
+  await shows(text, what ?? `the action says “${text}”`);
+}
+
+async function editControls() {
+  return page.evaluate(() => {
+    const names = /^(Reprocess|Remove|Remove member|Remove from group|Save|Save plans|Set seats|Reload|Add member|Add to group|Assign|Clear)$/;
+    const buttons = [...document.querySelectorAll("main button")].map((b) => b.textContent.trim()).filter((t) => names.test(t));
+    const boxes = document.querySelectorAll("main input[type=checkbox]").length;
+    const forms = [...document.querySelectorAll("main form")].map((f) => f.getAttribute("aria-label")).filter((l) => l && !/^(Filter|Find)/.test(l));
+    return { buttons, boxes, forms };
+  });
+}
+
+// ---- Scenarios -----------------------------------------------------------------------------
+
+async function views() {
+  // Overview: the seeds' information box.
+  await go("/");
+  await shows("6 groups need attention");
+  await shows("Groups that need attention (6)");
+  for (const [group, reason] of [
+    ["E3 users", "Conflicting service plans"],
+    ["Full suite", "Not enough licenses"],
+    ["Teams", "Usage location not allowed"],
+    ["E3 full", "Prerequisite plan missing"],
+    ["Mail", "Duplicate proxy address"],
+  ]) {
+    const row = page.locator("main table tbody tr", { hasText: group }).first();
+    check((await row.innerText()).includes(reason), `the overview lists ${group} with its top reason, ${reason}`);
+  }
+  const seats = await page.locator(".seat-list li").allInnerTexts();
+  check(seats.length === 4, "the overview lists the 4 products bought or used");
+  check(seats[0].includes("Out of seats") && seats[1].includes("Out of seats") && !seats[2].includes("Out of seats"), "products out of seats come first");
+  await shows("No group is being processed.");
+  await axe("the overview");
+  await shot("overview");
+  await fits("overview");
+
+  // Groups: search, filters, paging info, status column; the filters live in the address.
+  await page.locator("nav.nav").getByRole("link", { name: "Groups" }).click();
+  await settled();
+  await shows("9 in the directory");
+  check((await rows()) === 9, "the groups list shows the demo's 9 groups");
+  await shows("1–9 of 9 groups");
+  const sales = page.locator("main table tbody tr", { hasText: "Sales" });
+  check((await sales.innerText()).includes("Errors and issues"), "Sales is marked “Errors and issues”");
+  const staff = page.locator("main table tbody tr", { hasText: "All staff" });
+  check((await staff.innerText()).includes("All licenses assigned"), "All staff is marked “All licenses assigned”");
+  await page.getByLabel("Name contains").fill("e3");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.waitForURL((url) => url.search === "?q=e3");
+  await shows("2 matching");
+  check((await rows()) === 2, "searching “e3” finds E3 users and E3 full (case-insensitive)");
+  await reload();
+  await shows("2 matching", "a reload keeps the search");
+  check((await page.getByLabel("Name contains").inputValue()) === "e3", "the search box shows the search after a reload");
+  await page.goBack();
+  await settled();
+  await shows("9 in the directory", "the back button returns to the whole list");
+  await page.getByLabel("Members in error").selectOption("with");
+  await shows("6 matching");
+  check((await rows()) === 6, "“with users in error” keeps the 6 groups that need attention");
+  await page.getByLabel("Members in error").selectOption("without");
+  await shows("3 matching");
+  await page.getByLabel("Members in error").selectOption("");
+  await page.getByLabel("Processing").selectOption("IN_PROGRESS");
+  await shows("No group matches these filters.", "an empty result says so");
+  await page.getByLabel("Processing").selectOption("");
+  await shows("9 in the directory");
+  await axe("the groups list");
+  await shot("groups");
+  await fits("groups");
+
+  // Group: Sales, S1: the ninth member has no seat.
+  await follow("Sales", "/groups/8");
+  await shows("1 user is in an error state");
+  await shows("Not enough licenses: 1");
+  const selected = await page.locator('[role="tab"][aria-selected="true"]').innerText();
+  check(selected.startsWith("Users in error"), "a group with errors opens on its users in error");
+  const quinn = page.locator("main table tbody tr", { hasText: "Quinn" });
+  check((await quinn.innerText()).includes("Not enough licenses"), "Quinn is listed in error, reason “Not enough licenses”");
+  await shows("Office 365 E3");
+  await axe("a group, users in error");
+  await shot("group-errors");
+  await fits("group");
+  await page.getByRole("tab", { name: /Members/ }).click();
+  await shows("1–9 of 9 members");
+  check((await rows("[role=tabpanel]")) === 9, "the members tab lists Sales' 9 members");
+  check(new URL(page.url()).search === "?tab=members", "the tab is in the address");
+  await axe("a group, members");
+  await page.getByRole("tab", { name: /Licenses/ }).click();
+  await shows("12 of 12 seats used, 0 available");
+  await page.locator("[role=tabpanel] details.plans summary").first().click();
+  await axe("a group, licenses");
+  await shot("group-licenses");
+  await reload();
+  const again = await page.locator('[role="tab"][aria-selected="true"]').innerText();
+  check(again.startsWith("Licenses"), "a reload opens the same tab");
+
+  // Users: the prefix search, then one user.
+  await page.locator("nav.nav").getByRole("link", { name: "Users" }).click();
+  await settled();
+  await shows("in the directory");
+  await page.getByLabel("Sign-in name starts with").fill("DA");
+  await page.getByRole("button", { name: "Search" }).click();
+  await shows("1 whose sign-in name starts with “DA”");
+  await axe("the users list");
+  await shot("users");
+  await follow("Dan", "/users/7");
+  await shows("Errors to fix (1)");
+  await shows("Conflicts with Exchange Online (Plan 1) (EXCHANGE_S_STANDARD)");
+  await shows("Which comes from Office 365 E1 (STANDARDPACK), assigned directly");
+  await shows("How to fix it");
+  await shows("Licenses held (1)");
+  await shows("Effective location US");
+  await axe("a user");
+  await shot("user");
+  await fits("user");
+
+  // Products: bought or used, then the whole catalog.
+  await page.locator("nav.nav").getByRole("link", { name: "Products" }).click();
+  await settled();
+  await shows("4 with seats bought or in use");
+  check((await rows()) === 4, "the products list opens on the 4 bought or used");
+  await axe("the products list");
+  await shot("products");
+  await page.getByRole("link", { name: "Whole catalog" }).click();
+  await shows("569 in the catalog");
+  check((await rows()) === 569, "the whole catalog is one switch away");
+  await page.getByLabel("Name contains").fill("ENTERPRISEPACK");
+  await page.waitForFunction(() => document.querySelectorAll("main tbody tr").length < 10);
+  check((await rows()) >= 1, "the catalog filters by name");
+  await page.getByLabel("Name contains").fill("");
+  await axe("the whole catalog");
+
+  // Product: ENTERPRISEPACK.
+  await go("/products/ENTERPRISEPACK");
+  await shows("Out of seats");
+  await shows("Prepaid 12 Consumed 12 Available 0");
+  await shows("Licensed groups (5)");
+  await shows("Licensed users (12)");
+  await shows("1–12 of 12 users");
+  await shows("Service plans (36)");
+  await axe("a product");
+  await shot("product");
+  await fits("product");
+
+  // Rules.
+  await page.locator("nav.nav").getByRole("link", { name: "Rules" }).click();
+  await settled();
+  await shows("723 service plans");
+  await shows("569 products");
+  await shows("The last reload had no error.");
+  await shows("catalog.rules");
+  await axe("the rules");
+  await shot("rules");
+
+  // An id that does not exist, and the back button across views.
+  await go("/groups/424242");
+  await shows("There is no group with id 424242.");
+  await axe("a missing group");
+  await go("/users/7");
+  await page.locator("main").getByRole("link", { name: "E3 users" }).first().click();
+  await page.waitForURL((url) => url.pathname === "/groups/3");
+  await settled();
+  await page.goBack();
+  await page.waitForURL((url) => url.pathname === "/users/7");
+  await shows("Errors to fix", "the back button shows the user again");
+}
+
+async function walk() {
+  await go("/");
+  await follow("E3 users", "/groups/3");
+  await shows("1 user is in an error state");
+  await shows("Conflicting service plans: 1");
+  const row = page.locator("[role=tabpanel] table tbody tr", { hasText: "Dan" });
+  check((await row.innerText()).includes("Conflicting service plans"), "the group lists Dan in error for conflicting service plans");
+  await shot("1-group");
+  await follow("Dan", "/users/7");
+  await shows("Office 365 E3 from group E3 users");
+  await shows("Conflicts with Exchange Online (Plan 1) (EXCHANGE_S_STANDARD)");
+  await shows("Conflicts with SharePoint (Plan 1) (SHAREPOINTSTANDARD)");
+  await shows("Which comes from Office 365 E1 (STANDARDPACK), assigned directly");
+  await shows("Disable Exchange Online (Plan 1) on the STANDARDPACK license assigned directly to the user.");
+  await shot("2-user-in-error");
+
+  // The conflicting source links to the direct license on the same page.
+  await page.getByRole("link", { name: "Office 365 E1 (STANDARDPACK), assigned directly" }).first().click();
+  await page.waitForURL((url) => url.hash === "#direct-STANDARDPACK");
+  const direct = page.locator("#direct-STANDARDPACK");
+  await direct.locator("summary").click();
+  for (const plan of ["Exchange Online (Plan 1)", "SharePoint (Plan 1)"]) {
+    await direct.getByLabel(plan, { exact: true }).uncheck();
+  }
+  await direct.getByRole("button", { name: "Save plans" }).click();
+  await notice("Saved STANDARDPACK: 2 plans off.");
+  await shows("32 of 34 plans on, 2 off", "the direct license now shows 2 plans off");
+  await shows("Errors to fix", "the error stays until a reprocess (nothing is automatic)");
+  await shot("3-fixed");
+
+  // The conflict is fixed; the demo's E3 seats are all taken, which the reprocess finds next.
+  await page.getByRole("button", { name: "Reprocess" }).click();
+  await notice("Reprocessed: 1 assignment still in error; see why below.");
+  await lacks("Conflicting service plans", "the conflict is gone");
+  await shows("Not enough licenses: There are not enough available licenses for Office 365 E3 (ENTERPRISEPACK).");
+  await shot("4-no-seat");
+  await follow("Office 365 E3 (ENTERPRISEPACK)", "/products/ENTERPRISEPACK");
+  await shows("Prepaid 12 Consumed 12 Available 0");
+  await page.getByLabel("Seats bought (prepaid units)").fill("13");
+  await page.getByRole("button", { name: "Set seats" }).click();
+  await notice("Seats set to 13: 1 seat available.");
+  await page.goBack();
+  await page.waitForURL((url) => url.pathname === "/users/7");
+  await shows("Not enough licenses", "back on the user, who waits for a reprocess");
+  await page.getByRole("button", { name: "Reprocess" }).click();
+  await notice("Reprocessed: no license error left.");
+  await shows("No license errors");
+  const states = await page.locator("main section", { hasText: "All assignments" }).locator("tbody tr").allInnerTexts();
+  check(states.length === 2 && states.every((s) => s.includes("Active")), "both of Dan's assignments are Active");
+  await axe("a user after the fix");
+  await shot("5-reprocessed");
+
+  await page.locator("main").getByRole("link", { name: "E3 users" }).first().click();
+  await page.waitForURL((url) => url.pathname === "/groups/3");
+  await settled();
+  await shows("All licenses assigned");
+  await lacks("is in an error state");
+  await page.getByRole("tab", { name: /Users in error/ }).click();
+  await shows("No user is in an error state.");
+  await shot("6-group-clear");
+  await page.locator("nav.nav").getByRole("link", { name: "Overview" }).click();
+  await settled();
+  await shows("Groups that need attention (5)", "the overview has one group fewer to attend to");
+  check(!(await page.locator("main table", { hasText: "Top reason" }).innerText()).includes("E3 users"), "E3 users left the overview's list");
+}
+
+async function edit() {
+  // Members: add by sign-in name, remove with a confirmation (cancelled first).
+  await go("/groups/5");
+  await shows("Teams");
+  await page.getByRole("tab", { name: /Members/ }).click();
+  await shows("1–1 of 1 members");
+  await page.getByLabel("Add a member by sign-in name").fill("nobody@contoso.com");
+  await page.getByRole("button", { name: "Add member" }).click();
+  await notice("No user has the sign-in name nobody@contoso.com.");
+  await page.getByLabel("Add a member by sign-in name").fill("ADELE@contoso.com");
+  await page.getByRole("button", { name: "Add member" }).click();
+  await notice("Added Adele (adele@contoso.com).");
+  await shows("1–2 of 2 members");
+  await shot("members-added");
+  await page.getByRole("button", { name: "Remove Adele" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  check((await dialog.innerText()).includes("Adele (adele@contoso.com) leaves Teams"), "removing asks first, naming the user and the group");
+  await axe("the confirmation dialog");
+  await shot("confirm");
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await shows("1–2 of 2 members", "Cancel removes nothing");
+  await page.getByRole("button", { name: "Remove Adele" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove member" }).click();
+  await notice("Removed Adele from Teams.");
+  await shows("1–1 of 1 members");
+
+  // Licenses: a refused product shows the server's code and message where it was added.
+  await go("/groups/2?tab=licenses");
+  await shows("Mobile devices");
+  await page.getByLabel("Product to add").fill("WORKPLACE_ANALYTICS");
+  await page.getByRole("button", { name: "Add to group" }).click();
+  await notice("DEPENDENCY_VIOLATION", "a refused product shows the server's code");
+  await shows("requires Exchange Online (Plan 1) or Exchange Online (Plan 2) to be enabled as well.", "and its message");
+  await shot("license-refused");
+  await page.getByLabel("Product to add").fill("NOT_A_PRODUCT");
+  await page.getByRole("button", { name: "Add to group" }).click();
+  await notice("BAD_USER_INPUT");
+  // Plans off on the group's product.
+  const item = page.locator(".license-item", { hasText: "EMS" });
+  await item.locator("summary").click();
+  const firstPlan = item.locator("input[type=checkbox]:checked").first();
+  await firstPlan.uncheck();
+  await item.getByRole("button", { name: "Save plans" }).click();
+  await notice("Saved EMS: 1 plan off.");
+  await shows("plans on, 1 off", "the group's license shows the plan off");
+
+  // A product on a group, then removed from it (confirmed).
+  await go("/groups/1?tab=licenses");
+  await page.getByLabel("Product to add").fill("WORKPLACE_ANALYTICS");
+  await page.getByRole("button", { name: "Add to group" }).click();
+  await notice("Added WORKPLACE_ANALYTICS.");
+  await page.locator(".license-item", { hasText: "WORKPLACE_ANALYTICS" }).getByRole("button", { name: "Remove from group" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove product" }).click();
+  await notice("Removed WORKPLACE_ANALYTICS from All staff.");
+
+  // Seats.
+  await go("/products/EMS");
+  await page.getByLabel("Seats bought (prepaid units)").fill("-1");
+  await page.getByRole("button", { name: "Set seats" }).click();
+  await notice("Seats are a whole number, 0 or more.");
+  await page.getByLabel("Seats bought (prepaid units)").fill("8");
+  await page.getByRole("button", { name: "Set seats" }).click();
+  await notice("Seats set to 8:");
+  await shows("Prepaid 8");
+
+  // A usage location: gus inherits CN, where Teams is barred (S4); US clears his error.
+  await go("/users/11");
+  await shows("Gus");
+  await shows("Usage location not allowed");
+  await shows("(the directory's default: the user has none of their own)");
+  await page.getByLabel("Usage location", { exact: true }).fill("U1");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await notice("A usage location is a two-letter country code");
+  await page.getByLabel("Usage location", { exact: true }).fill("us");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await notice("Usage location set to US, and processed again: no license error left.");
+  await shows("No license errors");
+
+  // Direct license: assign one, then remove it (confirmed).
+  await page.getByLabel("Product to assign directly").fill("WORKPLACE_ANALYTICS");
+  await page.getByRole("button", { name: "Assign" }).click();
+  await notice("Assigned WORKPLACE_ANALYTICS directly.");
+  await page.locator("#direct-WORKPLACE_ANALYTICS").getByRole("button", { name: "Remove" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove license" }).click();
+  await notice("Removed the direct WORKPLACE_ANALYTICS.");
+
+  // Rules.
+  await go("/rules");
+  await page.getByRole("button", { name: "Reload" }).click();
+  await notice("Reloaded: 723 plans, 569 products.");
+
+  // Paging a group of more than one page: 50 a page by default.
+  const group = process.env.CONSOLE_PAGING_GROUP;
+  if (!group) throw new Error("CONSOLE_PAGING_GROUP is not set");
+  await go(`/groups/${group}?tab=members`);
+  await shows("1–50 of 120 members");
+  const firstPage = await page.locator("[role=tabpanel] tbody tr").first().innerText();
+  await page.getByRole("button", { name: "Next" }).click();
+  await shows("51–100 of 120 members");
+  const secondPage = await page.locator("[role=tabpanel] tbody tr").first().innerText();
+  check(firstPage !== secondPage, "Next shows other members");
+  check(secondPage.includes("paging-051@"), "the second page starts with the 51st member (the order they joined)");
+  await page.getByRole("button", { name: "Next" }).click();
+  await shows("101–120 of 120 members");
+  check((await page.getByRole("button", { name: "Next" }).isDisabled()) === true, "Next is off on the last page");
+  await page.getByRole("button", { name: "Previous" }).click();
+  await shows("51–100 of 120 members", "Previous goes back one page");
+  await page.getByLabel("Per page").selectOption("25");
+  await shows("1–25 of 120 members", "a smaller page size starts again at the first page");
+  await shot("paging");
+  // The users list pages too (120 paging users and the demo's 24).
+  await go("/users");
+  await page.getByLabel("Per page").selectOption("100");
+  await shows("1–100 of");
+  await page.getByRole("button", { name: "Next" }).click();
+  await shows("101–");
+}
+
+async function tokens() {
+  expectAuthRefusals = true;
+  const reader = process.env.CONSOLE_READER_TOKEN;
+  const admin = process.env.CONSOLE_ADMIN_TOKEN;
+  if (!reader || !admin) throw new Error("CONSOLE_READER_TOKEN and CONSOLE_ADMIN_TOKEN must be set");
+
+  await go("/");
+  await shows("Sign in to the console");
+  await shows("The server said: this server needs a token", "the form shows the server's message");
+  await axe("the token form");
+  await shot("form");
+  await page.getByLabel("Token").fill("not-a-token-of-this-server");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await shows("The server said: the token is not valid", "a wrong token brings the server's message back");
+
+  await page.getByLabel("Token").fill(reader);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await settled();
+  await shows("Groups that need attention");
+  check((await page.locator("#session").innerText()).includes("Reader, read-only"), "the header says the token may only read");
+  const storage = await page.evaluate(() => ({
+    session: sessionStorage.getItem("group-licensing.token"),
+    local: localStorage.length,
+    cookie: document.cookie,
+  }));
+  check(storage.session === reader && storage.local === 0 && storage.cookie === "", "the token is in sessionStorage only (no localStorage, no cookie)");
+
+  for (const [path, title] of [
+    ["/groups/3", "E3 users"],
+    ["/groups/3?tab=members", "E3 users"],
+    ["/groups/3?tab=licenses", "E3 users"],
+    ["/users/7", "Dan"],
+    ["/products/ENTERPRISEPACK", "Office 365 E3"],
+    ["/rules", "Rules"],
+  ]) {
+    await go(path);
+    await shows(title);
+    if (path.includes("licenses")) await shows("All 36 plans on");
+    if (path.includes("members")) await shows("1–1 of 1 members");
+    const found = await editControls();
+    check(
+      found.buttons.length === 0 && found.boxes === 0 && found.forms.length === 0,
+      `a reader sees no control that changes anything on ${path} (${JSON.stringify(found)})`,
+    );
+  }
+  await go("/users/7");
+  await axe("a user, for a reader");
+  await shot("reader-user");
+  await reload();
+  await shows("Dan", "a reload keeps the reader signed in (sessionStorage)");
+
+  await page.locator("#session").getByRole("button", { name: "Sign out" }).click();
+  await shows("Signed out.");
+  await page.getByLabel("Token").fill(admin);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await settled();
+  await shows("Dan", "signing in again shows the same view");
+  check((await page.locator("#session").innerText()).includes("Admin"), "the header says Admin");
+  const controls = await editControls();
+  check(controls.buttons.includes("Reprocess") && controls.boxes > 0, "an admin sees Reprocess and the plan checkboxes");
+
+  // The token is rotated away mid-session: the next request's 401 brings the form back.
+  await page.evaluate(() => sessionStorage.setItem("group-licensing.token", "rotated-away-token-0000"));
+  await page.locator("nav.nav").getByRole("link", { name: "Groups" }).click();
+  await shows("Sign in to the console");
+  await shows("The server said: the token is not valid", "a refused token mid-session brings the form back with the server's message");
+  const cleared = await page.evaluate(() => sessionStorage.getItem("group-licensing.token"));
+  check(cleared === null, "the refused token is forgotten");
+}
+
+const SCENARIOS = { views, walk, edit, tokens };
+
+async function main() {
+  const run = SCENARIOS[scenario];
+  if (!run) throw new Error(`unknown scenario ${scenario}`);
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 800 },
+    timeout: TIMEOUT_MS,
+  });
+  context.on("request", (request) => {
+    requests.push(request.url());
+    if (!isLocal(request.url())) foreign.push(request.url());
+  });
+  await context.route("**/*", (route) => (isLocal(route.request().url()) ? route.continue() : route.abort("blockedbyclient")));
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT_MS);
+  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() !== "error") return;
+    if (expectAuthRefusals && /status of 40[13]/.test(message.text())) return;
+    problems.push(`console error: ${message.text()}`);
+  });
+  await run();
+}
+
+let failure = null;
+try {
+  await main();
+} catch (error) {
+  failure = error;
+}
+if (page && failure) {
+  await page.screenshot({ path: join(shots, `${scenario}-failure.png`), fullPage: true }).catch(() => {});
+}
+if (context) await context.close().catch(() => {});
+rmSync(userDataDir, { recursive: true, force: true });
+
+const paths = new Set(requests.map((url) => new URL(url).pathname.replace(/\/\d+$/, "/{id}")));
+console.log(`requests: ${requests.length}, paths: ${[...paths].sort().join(" ")}`);
+const errors = [];
+if (failure) errors.push(failure.stack ?? failure.message);
+if (foreign.length) errors.push(`requests left the machine: ${foreign.join(", ")}`);
+errors.push(...problems);
+if (errors.length) {
+  for (const error of errors) console.error(`FAIL: ${error}`);
+  process.exit(1);
+}
+check(requests.length > 0 && foreign.length === 0, `all ${requests.length} requests went to ${new URL(base).host}`);
+console.log(`OK: console scenario ${scenario}: ${passed.length} checks passed; screenshots in ${shots}`);
+process.exit(0);

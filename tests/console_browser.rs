@@ -1,0 +1,313 @@
+//! The admin console in a real browser (Debian's headless Chromium through Playwright) against
+//! the real server on the demo tenant, as console.md's "Behaviour" asks:
+//!
+//! | test | scenario of `tests/browser/console.mjs` | then checked through the API |
+//! | --- | --- | --- |
+//! | `the_seeds_walk_ends_with_no_error_left` | `walk`: Overview → group in error → users in error → Dan → the conflicting plan and its source → plans off on his direct license → Reprocess → no seat left → one seat more → Reprocess | Dan's assignments, his direct license's plans, the seats |
+//! | `every_view_shows_the_tenant_and_passes_axe` | `views`: each view's rows and numbers, filters in the address, reload and back, axe-core's WCAG 2 A/AA rules, 1024 px | |
+//! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a usage location, a reload, each with its answer; paging a group of 120 | what each action changed |
+//! | `the_token_form_and_a_readers_view` | `tokens`: the form, the server's messages, a reader without edit controls, sessionStorage only | |
+//!
+//! Every scenario fails on a request to any host but the server's (they are aborted, so
+//! nothing leaves the machine), on a page error and on a console error. Screenshots of each view
+//! go to `$CARGO_TARGET_TMPDIR/console/`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+
+#[path = "support/node_tools.rs"]
+mod node_tools;
+
+/// One browser at a time: each run is a Chromium and a server, and the tests of this file would
+/// otherwise start four of each together.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+const READER: &str = "reader-token-for-the-console-test";
+const ADMIN: &str = "admin-token-for-the-console-test";
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    dir
+}
+
+/// Runs one scenario of console.mjs against `base`; fails the test with its output unless every
+/// check passed.
+fn scenario(base: &str, name: &str, env: &[(&str, &str)]) -> String {
+    let output = Command::new("node")
+        .arg(node_tools::dir().join("console.mjs"))
+        .arg(base)
+        .arg(screenshots())
+        .arg(name)
+        .env("CHROMIUM", node_tools::CHROMIUM)
+        .envs(env.iter().copied())
+        .output()
+        .expect("running node (install Node.js >= 20)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        output.status.success(),
+        "console scenario {name} failed ({}); screenshots in {}\n{stdout}\n{stderr}",
+        output.status,
+        screenshots().display()
+    );
+    assert!(
+        stdout.contains(&format!("OK: console scenario {name}:")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("requests went to 127.0.0.1:"),
+        "every request went to the server: {stdout}"
+    );
+    stdout
+}
+
+fn prepare() -> std::sync::MutexGuard<'static, ()> {
+    node_tools::require_chromium();
+    node_tools::install();
+    BROWSER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn graphql(base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request =
+        ureq::post(format!("{base}/graphql")).header("Content-Type", "application/json");
+    if let Some(token) = token {
+        request = request.header("Authorization", format!("Bearer {token}"));
+    }
+    let mut response = request
+        .send_json(json!({ "query": query, "variables": variables }))
+        .expect("the server answers");
+    let body: Value = response.body_mut().read_json().expect("a JSON answer");
+    assert!(body.get("errors").is_none(), "{query}: {body}");
+    body["data"].clone()
+}
+
+/// Names of plans, sorted, from `[{ servicePlanName }]`.
+fn plan_names(plans: &Value) -> Vec<String> {
+    let mut names: Vec<String> = plans
+        .as_array()
+        .expect("a list of plans")
+        .iter()
+        .map(|p| p["servicePlanName"].as_str().expect("a name").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_seeds_walk_ends_with_no_error_left() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    let before = graphql(
+        &server.base,
+        None,
+        r#"{ user(userPrincipalName: "dan@contoso.com") { id hasLicenseErrors } }"#,
+        json!({}),
+    );
+    assert_eq!(before["user"]["id"], "7", "the walk opens /users/7");
+    assert_eq!(
+        before["user"]["hasLicenseErrors"], true,
+        "S2: Dan starts in error"
+    );
+
+    scenario(&server.base, "walk", &[]);
+
+    let after = graphql(
+        &server.base,
+        None,
+        r#"{
+          user(userPrincipalName: "dan@contoso.com") {
+            hasLicenseErrors
+            licenseAssignmentStates { product { skuPartNumber } assignedByGroup { displayName } state error disabledPlans { servicePlanName } }
+          }
+          product(skuPartNumber: "ENTERPRISEPACK") { prepaidUnits consumedUnits availableUnits }
+          group(id: "3") { displayName licenseErrorCount }
+        }"#,
+        json!({}),
+    );
+    let user = &after["user"];
+    assert_eq!(user["hasLicenseErrors"], false, "{after}");
+    let states = user["licenseAssignmentStates"].as_array().expect("states");
+    assert_eq!(states.len(), 2, "{after}");
+    for state in states {
+        assert_eq!(state["state"], "ACTIVE", "{state}");
+        assert_eq!(state["error"], "NONE", "{state}");
+    }
+    let direct = states
+        .iter()
+        .find(|s| s["assignedByGroup"].is_null())
+        .expect("the direct STANDARDPACK");
+    assert_eq!(direct["product"]["skuPartNumber"], "STANDARDPACK");
+    assert_eq!(
+        plan_names(&direct["disabledPlans"]),
+        ["EXCHANGE_S_STANDARD", "SHAREPOINTSTANDARD"],
+        "the fix made in the console: the conflicting plans off on the direct license"
+    );
+    assert_eq!(
+        after["product"],
+        json!({ "prepaidUnits": 13, "consumedUnits": 13, "availableUnits": 0 }),
+        "the seat bought in the console went to Dan"
+    );
+    assert_eq!(after["group"]["licenseErrorCount"], 0, "{after}");
+}
+
+#[test]
+fn every_view_shows_the_tenant_and_passes_axe() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    let stdout = scenario(&server.base, "views", &[]);
+    for view in [
+        "the overview",
+        "the groups list",
+        "a group, users in error",
+        "a group, members",
+        "a group, licenses",
+        "the users list",
+        "a user",
+        "the products list",
+        "the whole catalog",
+        "a product",
+        "the rules",
+        "a missing group",
+    ] {
+        assert!(
+            stdout.contains(&format!(
+                "OK: axe-core: no WCAG 2 A/AA violation on {view} ("
+            )),
+            "axe-core did not check {view}:\n{stdout}"
+        );
+    }
+    for view in ["overview", "groups", "group", "user", "product"] {
+        assert!(
+            stdout.contains(&format!("OK: {view} fits 1024 px wide")),
+            "{view} at 1024 px:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn actions_answer_where_they_were_taken_and_lists_page() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    let base = &server.base;
+    // A group of 120 members: more than one page of the console's 50, and of the API's 100.
+    let creates: Vec<String> = (1..=120)
+        .map(|i| {
+            format!(
+                r#"u{i}: createUser(input: {{ userPrincipalName: "paging-{i:03}@contoso.com", displayName: "Paging {i:03}" }}) {{ id }}"#
+            )
+        })
+        .collect();
+    let users = graphql(
+        base,
+        None,
+        &format!("mutation {{ {} }}", creates.join(" ")),
+        json!({}),
+    );
+    let ids: Vec<Value> = (1..=120)
+        .map(|i| users[format!("u{i}")]["id"].clone())
+        .collect();
+    let group = graphql(
+        base,
+        None,
+        r#"mutation { createGroup(displayName: "Paging") { id } }"#,
+        json!({}),
+    )["createGroup"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    graphql(
+        base,
+        None,
+        "mutation ($g: ID!, $u: [ID!]!) { addGroupMembers(groupId: $g, userIds: $u) { memberCount } }",
+        json!({ "g": group, "u": ids }),
+    );
+
+    scenario(base, "edit", &[("CONSOLE_PAGING_GROUP", &group)]);
+
+    let after = graphql(
+        base,
+        None,
+        r#"{
+          teams: group(id: "5") { memberCount members { edges { node { userPrincipalName } } } }
+          mobile: group(id: "2") { assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } } }
+          staff: group(id: "1") { assignedLicenses { product { skuPartNumber } } }
+          ems: product(skuPartNumber: "EMS") { prepaidUnits }
+          gus: user(userPrincipalName: "gus@contoso.com") {
+            usageLocation hasLicenseErrors licenseAssignmentStates { assignedByGroup { id } product { skuPartNumber } }
+          }
+        }"#,
+        json!({}),
+    );
+    assert_eq!(
+        after["teams"]["members"]["edges"],
+        json!([{ "node": { "userPrincipalName": "gus@contoso.com" } }]),
+        "Adele was added, then removed once the removal was confirmed: {after}"
+    );
+    let mobile = &after["mobile"]["assignedLicenses"];
+    assert_eq!(
+        mobile.as_array().map(Vec::len),
+        Some(1),
+        "the refused product was not added: {after}"
+    );
+    assert_eq!(
+        mobile[0]["disabledPlans"].as_array().map(Vec::len),
+        Some(1),
+        "one plan of EMS turned off in the console: {after}"
+    );
+    assert_eq!(
+        after["staff"]["assignedLicenses"],
+        json!([{ "product": { "skuPartNumber": "STANDARDPACK" } }]),
+        "the product added to All staff was removed again: {after}"
+    );
+    assert_eq!(after["ems"]["prepaidUnits"], 8, "{after}");
+    assert_eq!(after["gus"]["usageLocation"], "US", "{after}");
+    assert_eq!(
+        after["gus"]["hasLicenseErrors"], false,
+        "S4: US clears the error"
+    );
+    assert!(
+        after["gus"]["licenseAssignmentStates"]
+            .as_array()
+            .is_some_and(|s| s.iter().all(|s| !s["assignedByGroup"].is_null())),
+        "the direct license assigned in the console was removed again: {after}"
+    );
+}
+
+#[test]
+fn the_token_form_and_a_readers_view() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = node_tools::start_demo_server(
+        &dir.path().join("demo.db"),
+        &[],
+        &[
+            ("GROUP_LICENSING_READER_TOKENS", READER),
+            ("GROUP_LICENSING_ADMIN_TOKENS", ADMIN),
+        ],
+    );
+    scenario(
+        &server.base,
+        "tokens",
+        &[
+            ("CONSOLE_READER_TOKEN", READER),
+            ("CONSOLE_ADMIN_TOKEN", ADMIN),
+        ],
+    );
+    // The reader's visit changed nothing.
+    let data = graphql(
+        &server.base,
+        Some(READER),
+        r#"{ group(id: "3") { licenseErrorCount } }"#,
+        json!({}),
+    );
+    assert_eq!(data["group"]["licenseErrorCount"], 1);
+}
