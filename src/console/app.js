@@ -35,6 +35,7 @@ const ROUTES = [
 const main = document.getElementById("main");
 const sessionBox = document.getElementById("session");
 const tenantBox = document.getElementById("tenant");
+const nav = document.querySelector("nav.nav");
 
 /** What the console knows of its session: the token's role, and whether a token is needed. */
 const session = { role: null, signedIn: false, locked: false };
@@ -173,27 +174,30 @@ function signOut() {
   clearToken();
   session.signedIn = false;
   session.role = null;
-  lock("Signed out. Enter a token to go on.", "info");
+  lock("Signed out. Enter a token to go on.", "info", false);
 }
 
 /** The token form takes the page, with the server's message (console.md: tokens). */
-function lock(message, tone = "error") {
+function lock(message, tone = "error", fromServer = true) {
   leave();
   session.locked = true;
+  nav.hidden = true;
   renderSession();
   markNav(null);
   document.title = "Sign in · group-licensing";
-  signin.render({ main, message, tone, onToken: establish });
+  signin.render({ main, message, tone, fromServer, onToken: establish });
 }
 
 /** Finds out what the token in use (or none) may do, then shows the view of the address. */
 async function establish() {
+  const tried = token() !== null;
   try {
     session.role = await probeRole();
   } catch (error) {
     if (error instanceof AuthError) {
-      if (token()) clearToken();
-      lock(error.message);
+      if (tried) clearToken();
+      // No token yet is the normal first visit, not a failure.
+      lock(error.message, tried ? "error" : "info");
       return false;
     }
     replace(main, failure(error, "The server could not be reached."));
@@ -201,6 +205,7 @@ async function establish() {
   }
   session.signedIn = token() !== null;
   session.locked = false;
+  nav.hidden = false;
   renderSession();
   render();
   loadTenant();

@@ -47,9 +47,30 @@ export function panel({ title, count: n, tools = [], body = [], foot, id, labelI
 
 /**
  * A table: `columns` are [label, className] pairs (className "num" right-aligns), `rows` are
- * arrays of cells (each a node, a string, or [content, className]).
+ * arrays of cells. A cell is a node, a string, an array of them, [content, className], or
+ * `{ cell, rowspan }` for one that spans the next rows (which then leave that column out).
  */
 export function table({ caption, columns, rows }) {
+  const cellOf = (cell, column) => {
+    if (cell && typeof cell === "object" && !Array.isArray(cell) && !(cell instanceof Node)) {
+      return h("td", { class: columns[column]?.[1], rowspan: cell.rowspan > 1 ? String(cell.rowspan) : null }, cell.cell);
+    }
+    if (Array.isArray(cell) && cell.length === 2 && typeof cell[1] === "string") return h("td", { class: cell[1] }, cell[0]);
+    return h("td", { class: columns[column]?.[1] }, cell);
+  };
+  // Columns a rowspan above still covers, per row.
+  const covered = new Map();
+  const body = rows.map((cells, r) => {
+    const tds = [];
+    let column = 0;
+    for (const cell of cells) {
+      while ((covered.get(column) ?? -1) >= r) column += 1;
+      tds.push(cellOf(cell, column));
+      if (cell && typeof cell === "object" && cell.rowspan > 1) covered.set(column, r + cell.rowspan - 1);
+      column += 1;
+    }
+    return h("tr", null, tds);
+  });
   return h(
     "div",
     { class: "table-wrap" },
@@ -68,22 +89,7 @@ export function table({ caption, columns, rows }) {
           ),
         ),
       ),
-      h(
-        "tbody",
-        null,
-        rows.map((cells) =>
-          h(
-            "tr",
-            null,
-            cells.map((cell, i) => {
-              const [content, cls] = Array.isArray(cell) && cell.length === 2 && typeof cell[1] === "string" && !(cell[1] instanceof Node)
-                ? cell
-                : [cell, columns[i]?.[1]];
-              return h("td", { class: cls }, content);
-            }),
-          ),
-        ),
-      ),
+      h("tbody", null, body),
     ),
   );
 }
@@ -184,16 +190,18 @@ export function errorBody(error) {
   for (const detail of error.details ?? []) {
     if (detail && typeof detail === "object" && typeof detail.message === "string") {
       const where = detail.file ? `${detail.file}:${detail.line}:${detail.column}: ` : "";
-      if (detail.message !== error.message) extra.push(h("li", null, where + detail.message));
+      if (!error.message.includes(detail.message)) extra.push(h("li", null, where + detail.message));
     }
   }
   for (const resolution of error.resolutions ?? []) extra.push(h("li", null, resolution));
   return [h("p", null, h("span", { class: "code" }, error.code), error.message), extra.length > 0 && h("ul", null, extra)];
 }
 
-/** A view's data could not be loaded. */
+/** A view's data could not be loaded: why, and a way to ask again. */
 export function failure(error, title = "This view could not be loaded.") {
-  return h("div", { class: "state state-error", role: "alert" }, h("p", { class: "state-title" }, title), errorBody(error));
+  // The router draws the view of the address again on popstate, as after the back button.
+  const retry = h("button", { type: "button", class: "btn btn-small", on: { click: () => dispatchEvent(new PopStateEvent("popstate")) } }, "Try again");
+  return h("div", { class: "state state-error", role: "alert" }, h("p", { class: "state-title" }, title), errorBody(error), h("p", null, retry));
 }
 
 // ---- Actions ------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ export function render(ctx) {
   const tabPanel = h("div", { id: panelId, role: "tabpanel" });
   const side = h("div");
   const tabs = {};
+  const started = new Set();
   let polling = false;
 
   ctx.setTitle("Group");
@@ -127,6 +128,7 @@ export function render(ctx) {
     drawHead();
     drawSummary();
     drawTabs();
+    tabs.errors.fillReasons();
     const running = data.group.licenseProcessingState !== "COMPLETE";
     if (running && !polling) {
       polling = true;
@@ -233,7 +235,7 @@ export function render(ctx) {
     );
     tabPanel.setAttribute("aria-labelledby", `tab-${state.tab}`);
     if (focused) tabsBox.querySelector('[aria-selected="true"]')?.focus();
-    if (!tabs[state.tab]) showTab();
+    if (!tabs[state.tab] || tabPanel.firstChild !== tabs[state.tab].el) showTab();
   }
 
   function select(key) {
@@ -245,10 +247,10 @@ export function render(ctx) {
 
   function showTab() {
     const key = state.tab;
-    if (!tabs[key]) {
-      tabs[key] = key === "errors" ? errorsTab() : key === "members" ? membersTab() : licensesTab();
-      tabs[key].load();
-    } else if (key === "licenses") {
+    tabs[key] ??= key === "members" ? membersTab() : licensesTab();
+    // Lists load once, then on refresh; the licenses are drawn from the group each time.
+    if (!started.has(key) || key === "licenses") {
+      started.add(key);
       tabs[key].load();
     }
     replace(tabPanel, tabs[key].el);
@@ -321,15 +323,16 @@ export function render(ctx) {
         const failing = node.licenseAssignmentStates.filter(
           (s) => s.assignedByGroup?.id === id && s.error !== "NONE" && (!state.reason || s.error === state.reason),
         );
-        for (const s of failing) {
+        failing.forEach((s, i) => {
+          const user = [userLink(node), h("span", { class: "sub" }, node.userPrincipalName)];
           rows.push([
-            [userLink(node), h("span", { class: "sub" }, node.userPrincipalName)],
+            ...(i === 0 ? [{ cell: user, rowspan: failing.length }] : []),
             productCell(s.product),
             stateBadge(s.state),
             errorLabel(s.error),
             [s.errorDetail?.message ?? "", "message"],
           ]);
-        }
+        });
       }
       if (connection.totalCount === 0) {
         redraw(
@@ -349,6 +352,7 @@ export function render(ctx) {
     return {
       el,
       load,
+      fillReasons,
       setReason(error) {
         state.reason = error;
         pager.reset();
@@ -443,7 +447,7 @@ export function render(ctx) {
         redraw(list, emptyState("This group has no members.", ctx.canEdit ? "Add one by sign-in name above." : null));
         return;
       }
-      const columns = [["Name"], ["Sign-in name"], ["Usage location"], ["Licenses"]];
+      const columns = [["Name"], ["Sign-in name"], ["Usage location"], ["License errors"]];
       if (ctx.canEdit) columns.push(["", "actions"]);
       redraw(
         list,
@@ -455,7 +459,7 @@ export function render(ctx) {
               userLink(node),
               node.userPrincipalName,
               node.effectiveUsageLocation,
-              node.hasLicenseErrors ? badge("bad", "Errors") : badge("ok", "No errors"),
+              node.hasLicenseErrors ? badge("bad", "In error") : badge("ok", "None"),
             ];
             if (ctx.canEdit) {
               const button = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Remove ${node.displayName}` }, "Remove");
@@ -577,6 +581,13 @@ export function render(ctx) {
     return { el, load };
   }
 
+  // The users in error are what the group opens on when it has any: asked for together with the
+  // group rather than after it, so that the page is drawn after one round trip, not two.
+  tabs.errors = errorsTab();
+  if (state.tab === null || state.tab === "errors") {
+    started.add("errors");
+    tabs.errors.load();
+  }
   loadGroup();
 }
 

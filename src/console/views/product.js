@@ -213,7 +213,7 @@ export function render(ctx) {
     const connection = data.product.licensedUsers;
     if (holderCount !== connection.totalCount) {
       holderCount = connection.totalCount;
-      draw();
+      if (product) draw();
     }
     if (connection.totalCount === 0) {
       redraw(holders, emptyState("No user holds this product."));
@@ -237,5 +237,7 @@ export function render(ctx) {
     );
   }
 
-  load().then((ok) => ok && loadHolders());
+  // Both at once: one round trip before the page is drawn, not two.
+  load();
+  loadHolders();
 }

@@ -5,7 +5,7 @@
 import { setToken } from "../api.js";
 import { h, replace, uid } from "../dom.js";
 
-export function render({ main, message, tone = "error", onToken }) {
+export function render({ main, message, tone = "error", fromServer = true, onToken }) {
   const inputId = uid("token");
   const noteId = uid("token-note");
   const input = h("input", {
@@ -20,17 +20,21 @@ export function render({ main, message, tone = "error", onToken }) {
   const status = h(
     "div",
     { class: "notice-slot", "aria-live": "polite" },
-    message && h("div", { class: `notice notice-${tone}`, role: tone === "error" ? "alert" : null }, tone === "error" ? "The server said: " : "", message),
+    message && h("div", { class: `notice notice-${tone}`, role: tone === "error" ? "alert" : null }, fromServer && "The server said: ", message),
   );
   const button = h("button", { type: "submit", class: "btn btn-primary" }, "Sign in");
   const form = h(
     "form",
     {
+      novalidate: true,
       on: {
         submit: async (event) => {
           event.preventDefault();
           const value = input.value.trim();
-          if (!value) return;
+          if (!value) {
+            replace(status, h("div", { class: "notice notice-error", role: "alert" }, "Type or paste a token."));
+            return;
+          }
           button.disabled = true;
           replace(status, h("div", { class: "notice notice-info" }, "Checking the token…"));
           setToken(value);
