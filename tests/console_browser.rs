@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `the_seeds_walk_ends_with_no_error_left` | `walk`: Overview → group in error → users in error → Dan → the conflicting plan and its source → plans off on his direct license → Reprocess → no seat left → one seat more → Reprocess | Dan's assignments, his direct license's plans, the seats |
 //! | `every_view_shows_the_tenant_and_passes_axe` | `views`: each view's rows and numbers, filters in the address, reload and back, axe-core's WCAG 2 A/AA rules, 1024 px | |
-//! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a usage location, a reload, each with its answer; paging a group of 120 | what each action changed |
+//! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a group's Reprocess, a usage location, a direct license, a refused then a good rules reload, each with its answer; paging a group of 120 | what each action changed |
 //! | `the_token_form_and_a_readers_view` | `tokens`: the form, the server's messages, a reader without edit controls, sessionStorage only | |
 //!
 //! Every scenario fails on a request to any host but the server's (they are aborted, so
@@ -196,7 +196,17 @@ fn every_view_shows_the_tenant_and_passes_axe() {
 fn actions_answer_where_they_were_taken_and_lists_page() {
     let _one = prepare();
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    // A copy of the bundled rules, which the scenario breaks and mends between two reloads.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules folder");
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")).expect("rules")
+    {
+        let entry = entry.expect("a rules file");
+        std::fs::copy(entry.path(), rules.join(entry.file_name())).expect("copy a rules file");
+    }
+    let server =
+        node_tools::start_demo_server_with_rules(&dir.path().join("demo.db"), &rules, &[], &[]);
     let base = &server.base;
     // A group of 120 members: more than one page of the console's 50, and of the API's 100.
     let creates: Vec<String> = (1..=120)
@@ -231,7 +241,15 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
         json!({ "g": group, "u": ids }),
     );
 
-    scenario(base, "edit", &[("CONSOLE_PAGING_GROUP", &group)]);
+    let rules_dir = rules.display().to_string();
+    scenario(
+        base,
+        "edit",
+        &[
+            ("CONSOLE_PAGING_GROUP", &group),
+            ("CONSOLE_RULES_DIR", &rules_dir),
+        ],
+    );
 
     let after = graphql(
         base,
@@ -241,6 +259,8 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
           mobile: group(id: "2") { assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } } }
           staff: group(id: "1") { assignedLicenses { product { skuPartNumber } } }
           ems: product(skuPartNumber: "EMS") { prepaidUnits }
+          full: group(id: "4") { licenseErrorCount licenseProcessingState }
+          rules { lastReloadErrors { file } }
           gus: user(userPrincipalName: "gus@contoso.com") {
             usageLocation hasLicenseErrors licenseAssignmentStates { assignedByGroup { id } product { skuPartNumber } }
           }
@@ -269,6 +289,16 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
         "the product added to All staff was removed again: {after}"
     );
     assert_eq!(after["ems"]["prepaidUnits"], 8, "{after}");
+    assert_eq!(
+        after["full"],
+        json!({ "licenseErrorCount": 0, "licenseProcessingState": "COMPLETE" }),
+        "Full suite reprocessed in the console once seats were bought: {after}"
+    );
+    assert_eq!(
+        after["rules"]["lastReloadErrors"],
+        json!([]),
+        "the mended rules reloaded: {after}"
+    );
     assert_eq!(after["gus"]["usageLocation"], "US", "{after}");
     assert_eq!(
         after["gus"]["hasLicenseErrors"], false,

@@ -16,8 +16,10 @@
 //   edit    the other actions, each with its answer beside it: members added and removed
 //           (with the confirmation dialog, cancelled then confirmed), a product added and its
 //           refusal shown, plans off on a group, seats set, a usage location that clears an
-//           error, a rules reload; then paging past the first page (CONSOLE_PAGING_GROUP names
-//           a group of more than one page of members) with Next and Previous
+//           error, a group's Reprocess followed to its end, a rules reload refused with its
+//           file, line and column (CONSOLE_RULES_DIR: a copy of the rules it may edit), then
+//           mended; then paging past the first page (CONSOLE_PAGING_GROUP names a group of more
+//           than one page of members) with Next and Previous
 //   tokens  a server with tokens (CONSOLE_READER_TOKEN, CONSOLE_ADMIN_TOKEN): the token form,
 //           a wrong token's message from the server, a reader's views without a control that
 //           changes anything, the token in sessionStorage only, sign-out, an admin's controls,
@@ -29,7 +31,7 @@
 //
 // The browser is /usr/bin/chromium (override with CHROMIUM=/path), never a downloaded one.
 
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -401,7 +403,7 @@ async function walk() {
   await page.waitForURL((url) => url.pathname === "/groups/3");
   await settled();
   await shows("All licenses assigned");
-  await lacks("is in an error state");
+  await lacks("1 user is in an error state");
   await page.getByRole("tab", { name: /Users in error/ }).click();
   await shows("No user is in an error state.");
   await shot("6-group-clear");
@@ -478,6 +480,20 @@ async function edit() {
   await notice("Seats set to 8:");
   await shows("Prepaid 8");
 
+  // A group's Reprocess, once seats are bought: Full suite's third member (S3) gets both
+  // products, and the page follows the run to its end.
+  await go("/products/ENTERPRISEPACK");
+  await page.getByLabel("Seats bought (prepaid units)").fill("14");
+  await page.getByRole("button", { name: "Set seats" }).click();
+  await notice("Seats set to 14: 2 seats available.");
+  await go("/groups/4");
+  await shows("1 user is in an error state");
+  await page.getByRole("button", { name: "Reprocess" }).click();
+  await notice("Reprocessing 3 members: each is tried again in the background.");
+  await shows("All licenses assigned", "the page follows the run to its end, without a reload");
+  await lacks("1 user is in an error state");
+  await shows("No user is in an error state.");
+
   // A usage location: gus inherits CN, where Teams is barred (S4); US clears his error.
   await go("/users/11");
   await shows("Gus");
@@ -499,10 +515,26 @@ async function edit() {
   await page.getByRole("dialog").getByRole("button", { name: "Remove license" }).click();
   await notice("Removed the direct WORKPLACE_ANALYTICS.");
 
-  // Rules.
+  // Rules: a reload that does not compile is refused and says where; mended, it loads.
+  const rulesDir = process.env.CONSOLE_RULES_DIR;
+  if (!rulesDir) throw new Error("CONSOLE_RULES_DIR is not set");
+  const policy = join(rulesDir, "policy.rules");
+  const good = readFileSync(policy, "utf8");
+  const line = good.split("\n").length + (good.endsWith("\n") ? 0 : 1);
+  writeFileSync(policy, `${good}${good.endsWith("\n") ? "" : "\n"}conflict EXCHANGE_S_STANDRD with EXCHANGE_S_ENTERPRISE\n`);
   await go("/rules");
   await page.getByRole("button", { name: "Reload" }).click();
+  await notice("RULES_INVALID", "a refused reload shows the server's code");
+  await shows("the rules were not reloaded: 1 error(s); the rules in force are unchanged");
+  await shows("Last reload's errors (1)");
+  await shows(`policy.rules:${line}:10`, "the error's file, line and column");
+  await shows("unknown plan `EXCHANGE_S_STANDRD` in conflict: did you mean `EXCHANGE_S_STANDARD`?");
+  await axe("the rules with a refused reload");
+  await shot("rules-refused");
+  writeFileSync(policy, good);
+  await page.getByRole("button", { name: "Reload" }).click();
   await notice("Reloaded: 723 plans, 569 products.");
+  await shows("The last reload had no error.");
 
   // Paging a group of more than one page: 50 a page by default.
   const group = process.env.CONSOLE_PAGING_GROUP;

@@ -82,12 +82,27 @@ impl Drop for Server {
 
 /// Starts `group-licensing serve --demo` on `db` with the bundled rules, `args` and `env`.
 pub fn start_demo_server(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    start_demo_server_with_rules(
+        db,
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"),
+        args,
+        env,
+    )
+}
+
+/// The same with the rules of `rules` (a copy of the bundled ones that a test may edit).
+pub fn start_demo_server_with_rules(
+    db: &Path,
+    rules: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
         .arg("serve")
         .arg("--db")
         .arg(db)
         .arg("--rules")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .arg(rules)
         .args(["--listen", "127.0.0.1:0", "--demo"])
         .args(args)
         .env("RUST_LOG", "warn")

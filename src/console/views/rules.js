@@ -73,7 +73,11 @@ export function render(ctx) {
           rules.lastReloadErrors.length === 0
             ? emptyState("The last reload had no error.", "The rules in force are the files as they were last loaded.")
             : [
-                h("div", { class: "callout callout-bad panel-body" }, "The last reload was refused: the rules in force are still the ones loaded before. Fix these and reload."),
+                h(
+                  "div",
+                  { class: "panel-body" },
+                  h("div", { class: "callout callout-bad" }, "The last reload was refused: the rules in force are still the ones loaded before. Fix these and reload."),
+                ),
                 table({
                   caption: "Errors of the last reload",
                   columns: [["Where"], ["Message"]],
