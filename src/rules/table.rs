@@ -73,7 +73,7 @@ pub struct ExclusivePair {
     pub plan: PlanId,
     /// The plan it clashes with (a candidate too when both came in together).
     pub conflicting: PlanId,
-    /// Index into [`RuleTable::exclusive_sets`].
+    /// Index into [`RuleTable::exclusive_sets`]: the first set that holds the pair.
     pub set: usize,
 }
 
@@ -234,10 +234,12 @@ impl RuleTable {
     }
 
     /// Every exclusive pair within `enabled` that has at least one side in `candidate`, set by
-    /// set, each pair once, the candidate's plan first. Only called once a violation is known
+    /// set, the candidate's plan first. A pair is listed once however many sets hold it (a
+    /// `conflict` that repeats a pair of an `exclusive` set, two sets that share two plans): it
+    /// is one thing for the admin to fix. Only called once a violation is known
     /// ([`RuleTable::has_exclusive_pair`]), so it may allocate.
     pub fn exclusive_pairs(&self, enabled: &PlanSet, candidate: &PlanSet) -> Vec<ExclusivePair> {
-        let mut pairs = Vec::new();
+        let mut pairs: Vec<ExclusivePair> = Vec::new();
         for (index, set) in self.exclusive_sets.iter().enumerate() {
             if !set.sparse.intersects(candidate) || set.sparse.count_common(enabled) < 2 {
                 continue;
@@ -245,15 +247,24 @@ impl RuleTable {
             let present = set.plans & *enabled;
             for a in present.iter() {
                 for b in present.iter().filter(|b| *b > a) {
-                    let pair = |plan, conflicting| ExclusivePair {
-                        plan,
-                        conflicting,
-                        set: index,
-                    };
-                    if candidate.contains(a) {
-                        pairs.push(pair(a, b));
+                    let (plan, conflicting) = if candidate.contains(a) {
+                        (a, b)
                     } else if candidate.contains(b) {
-                        pairs.push(pair(b, a));
+                        (b, a)
+                    } else {
+                        continue;
+                    };
+                    // The orientation depends on the two plans only, so a pair met again in a
+                    // later set is the same (plan, conflicting).
+                    if !pairs
+                        .iter()
+                        .any(|p| p.plan == plan && p.conflicting == conflicting)
+                    {
+                        pairs.push(ExclusivePair {
+                            plan,
+                            conflicting,
+                            set: index,
+                        });
                     }
                 }
             }
