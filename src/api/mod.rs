@@ -134,6 +134,10 @@ pub(crate) fn parse_id(id: &async_graphql::ID, what: &str) -> async_graphql::Res
         .ok_or_else(|| bad_input(format!("`{}` is not a {what} id", id.as_str())))
 }
 
+/// How many of a refused reload's errors are logged one by one: a catalog renamed wholesale
+/// gives thousands, and every SIGHUP would write them all again.
+const LOGGED_RELOAD_ERRORS: usize = 20;
+
 /// Reloads the rules folder (the `reloadRules` mutation and SIGHUP). A table that does not
 /// compile, or that would drop a product or plan still used by an assignment or a seat count,
 /// is refused: the old table stays, and the diagnostics are kept for `rules.lastReloadErrors`.
@@ -164,6 +168,18 @@ pub async fn reload_rules(state: &AppState) -> Result<Loaded, Vec<Diagnostic>> {
                 errors = errors.len(),
                 "rules reload refused; keeping the rules in force"
             );
+            // A SIGHUP has no caller to answer: the log is where an operator learns why.
+            for d in errors.iter().take(LOGGED_RELOAD_ERRORS) {
+                tracing::warn!("rules reload error: {}", d.one_line());
+            }
+            if let Some(more) = errors.len().checked_sub(LOGGED_RELOAD_ERRORS)
+                && more > 0
+            {
+                tracing::warn!(
+                    "rules reload error: … and {more} more (all of them in rules.lastReloadErrors, or run `group-licensing check {}`)",
+                    state.rules.dir().display()
+                );
+            }
             state.rules.refuse(errors.clone());
             Err(errors)
         }

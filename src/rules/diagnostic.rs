@@ -34,6 +34,19 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// `file:line:column: message`, for a log line. A diagnostic that points at no line (line
+    /// 0: the server's own, about a folder it could not read) is `file: message`.
+    pub fn one_line(&self) -> String {
+        if self.line == 0 {
+            format!("{}: {}", self.file, self.message)
+        } else {
+            format!(
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -182,6 +195,26 @@ mod tests {
             "w".into(),
         );
         assert_eq!((d.line, d.column, d.width), (1, 12, 1));
+    }
+
+    #[test]
+    fn one_line_names_the_place_unless_there_is_none() {
+        let mut sources = Sources::default();
+        let file = sources.add("c.rules", "plan A = \"a\"\nplan B");
+        let span = Span {
+            file,
+            start: 18,
+            end: 19,
+        };
+        let d = sources.diagnostic(Severity::Error, span, "here".into());
+        assert_eq!(d.one_line(), "c.rules:2:6: here");
+        let folder = Diagnostic {
+            line: 0,
+            column: 0,
+            file: "rules".into(),
+            ..d
+        };
+        assert_eq!(folder.one_line(), "rules: here");
     }
 
     #[test]
