@@ -3,7 +3,7 @@
 
 use group_licensing::rules::table::LocationKind;
 use group_licensing::rules::{
-    self, CompileFailure, Compiled, Country, Diagnostic, PlanSet, RuleTable, RulesError,
+    self, CompileFailure, Compiled, Country, Diagnostic, PlanSet, RuleTable, RulesError, Severity,
 };
 
 fn compile(text: &str) -> Result<Compiled, CompileFailure> {
@@ -629,6 +629,34 @@ fn errors_are_reported_by_file_then_position() {
          b.rules:1:17: plan `A` cannot conflict with itself\n\
          b.rules:2:19: unknown plan `Y` in product `Q`"
     );
+}
+
+/// A reload that drops a product or plan in use points at its declaration in the rules in force
+/// (rules-language.md), which the files on disk may no longer hold: the table keeps the place and
+/// the line as it compiled them.
+#[test]
+fn a_table_points_at_the_declarations_it_was_compiled_from() {
+    let t = rules::compile_texts([
+        ("a.rules", "plan A = \"a\"\n\n  plan B = \"b\""),
+        ("b.rules", "# products\nproduct P = \"p\" { A, B }\n"),
+    ])
+    .expect("compiles")
+    .table;
+    let b = t.plan_by_name("B").expect("declared");
+    let d = t
+        .at_plan(b, Severity::Error, "gone".into())
+        .expect("a known plan");
+    assert_eq!(
+        d.to_string(),
+        "error: gone\n --> a.rules:3:8\n  |\n3 |   plan B = \"b\"\n  |        ^"
+    );
+    let p = t.product_by_name("P").expect("declared");
+    let d = t
+        .at_product(p, Severity::Error, "gone".into())
+        .expect("a known product");
+    assert_eq!(render(&[d]), "b.rules:2:9: gone");
+    let unknown = group_licensing::rules::ProductId::new(7).expect("an id");
+    assert_eq!(t.at_product(unknown, Severity::Error, "x".into()), None);
 }
 
 // ---- Loading a folder ----------------------------------------------------------------------------

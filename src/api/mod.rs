@@ -208,21 +208,32 @@ async fn check_in_use(
         Ok(names) => names,
         Err(e) => return Err(vec![folder_diagnostic(state, e.to_string())]),
     };
+    // What the new rules dropped is declared in the rules in force: that declaration is the one
+    // the admin renamed or removed, and the files on disk no longer show it. A name they do not
+    // declare either (the store can be older than them) is refused for the folder as a whole.
+    let in_force = state.rules.table();
+    const IN_FORCE: &str = " (this is where the rules in force declare it)";
     let mut errors = Vec::new();
     for p in products
         .iter()
         .filter(|p| table.product_by_name(p).is_none())
     {
-        errors.push(folder_diagnostic(
-            state,
-            format!("product `{p}` is still used by assignments, group licenses or seat counts: the new rules must keep it"),
-        ));
+        let message = format!(
+            "product `{p}` is still used by assignments, group licenses or seat counts: the new rules must keep it"
+        );
+        let declared = in_force.product_by_name(p).and_then(|id| {
+            in_force.at_product(id, Severity::Error, format!("{message}{IN_FORCE}"))
+        });
+        errors.push(declared.unwrap_or_else(|| folder_diagnostic(state, message)));
     }
     for p in plans.iter().filter(|p| table.plan_by_name(p).is_none()) {
-        errors.push(folder_diagnostic(
-            state,
-            format!("service plan `{p}` is still used by assignments or group licenses: the new rules must keep it"),
-        ));
+        let message = format!(
+            "service plan `{p}` is still used by assignments or group licenses: the new rules must keep it"
+        );
+        let declared = in_force
+            .plan_by_name(p)
+            .and_then(|id| in_force.at_plan(id, Severity::Error, format!("{message}{IN_FORCE}")));
+        errors.push(declared.unwrap_or_else(|| folder_diagnostic(state, message)));
     }
     if !errors.is_empty() {
         return Err(errors);

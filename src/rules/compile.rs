@@ -34,6 +34,7 @@ pub fn compile(sources: &Sources) -> Result<Compiled, CompileFailure> {
         diagnostics,
         parts: TableParts {
             files: sources.names().map(str::to_string).collect(),
+            sources: sources.clone(),
             ..TableParts::default()
         },
         plan_decls: HashMap::new(),
@@ -156,6 +157,7 @@ impl Compiler<'_> {
         let id = self.check_id(id, IdSpace::Plan, &format!("plan `{}`", name.value));
         self.plan_decls
             .insert(name.value.clone(), (plan_id, name.span));
+        self.parts.plan_places.push(name.span);
         self.parts.plans.push(PlanInfo {
             name: name.value.clone(),
             display_name: display_name.value.clone(),
@@ -180,6 +182,7 @@ impl Compiler<'_> {
         let id = self.check_id(id, IdSpace::Product, &format!("product `{}`", name.value));
         self.product_decls
             .insert(name.value.clone(), (product_id, name.span));
+        self.parts.product_places.push(name.span);
         self.parts.products.push(ProductInfo {
             name: name.value.clone(),
             display_name: display_name.value.clone(),

@@ -1,6 +1,7 @@
 //! Diagnostics: what is wrong with a rules file, where, in words an admin understands.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -81,12 +82,22 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The files of one compilation, kept so that byte offsets can be turned into lines and columns.
-#[derive(Default, Debug)]
+/// Cloning shares the texts: the rule table keeps them, to point at a declaration later.
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct Sources {
-    files: Vec<SourceFile>,
+    files: Vec<Arc<SourceFile>>,
 }
 
-#[derive(Debug)]
+/// The names and sizes only: a catalog's text would drown any message that prints a table.
+impl fmt::Debug for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.files.iter().map(|s| (&s.name, s.text.len())))
+            .finish()
+    }
+}
+
+#[derive(PartialEq, Eq)]
 struct SourceFile {
     name: String,
     text: String,
@@ -99,11 +110,11 @@ impl Sources {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        self.files.push(SourceFile {
+        self.files.push(Arc::new(SourceFile {
             name: name.into(),
             text,
             line_starts,
-        });
+        }));
         FileId(self.files.len() - 1)
     }
 

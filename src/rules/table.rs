@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
+use super::ast::Span;
 use super::country::{COUNTRY_COUNT, Country};
+use super::diagnostic::{Diagnostic, Severity, Sources};
 use super::planset::{PlanId, PlanSet, ProductId, SparsePlanSet};
 
 pub use super::ast::LocationKind;
@@ -91,6 +93,12 @@ pub struct RuleTable {
     /// Per [`Country::index`], the plans that may not be enabled there.
     barred: Box<[PlanSet]>,
     files: Vec<String>,
+    /// The texts the table was compiled from, and where each plan and product (by id) was
+    /// declared in them: a later reload that drops one points at this declaration, which the
+    /// files on disk may no longer hold. The texts are shared with the compilation, not copied.
+    sources: Sources,
+    plan_places: Vec<Span>,
+    product_places: Vec<Span>,
 }
 
 /// The parts a [`RuleTable`] is built from; the compiler fills it after checking every rule.
@@ -102,6 +110,10 @@ pub(crate) struct TableParts {
     pub prerequisites: Vec<(PlanId, Vec<PlanId>)>,
     pub location_rules: Vec<LocationRule>,
     pub files: Vec<String>,
+    pub sources: Sources,
+    /// Where each of `plans` and `products` was declared, in the same order.
+    pub plan_places: Vec<Span>,
+    pub product_places: Vec<Span>,
 }
 
 impl RuleTable {
@@ -161,6 +173,9 @@ impl RuleTable {
             location_rules: parts.location_rules,
             barred,
             files: parts.files,
+            sources: parts.sources,
+            plan_places: parts.plan_places,
+            product_places: parts.product_places,
         }
     }
 
@@ -211,6 +226,24 @@ impl RuleTable {
     /// The files the table was compiled from, in the order they were read.
     pub fn files(&self) -> &[String] {
         &self.files
+    }
+
+    /// A diagnostic at the name of `plan` in its declaration, as the table's own text has it;
+    /// `None` for an id the table does not know.
+    pub fn at_plan(&self, plan: PlanId, severity: Severity, message: String) -> Option<Diagnostic> {
+        let span = *self.plan_places.get(plan.index())?;
+        Some(self.sources.diagnostic(severity, span, message))
+    }
+
+    /// [`RuleTable::at_plan`] for a product.
+    pub fn at_product(
+        &self,
+        product: ProductId,
+        severity: Severity,
+        message: String,
+    ) -> Option<Diagnostic> {
+        let span = *self.product_places.get(product.index())?;
+        Some(self.sources.diagnostic(severity, span, message))
     }
 
     /// The plans that may not be enabled for a user located in `country` (R3).
