@@ -105,11 +105,37 @@ fn check_of_a_missing_folder_says_so_and_exits_1() {
 }
 
 #[test]
-fn the_bundled_rules_pass_check_with_no_errors() {
+fn check_warns_about_a_conflict_another_exclusive_set_implies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("a.rules"),
+        "plan A = \"a\"\nplan B = \"b\"\nplan C = \"c\"\nproduct P = \"p\" { A }\nproduct Q = \"q\" { B }\n\
+         product R = \"r\" { C }\nexclusive \"All\" { A, B, C }\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("b.rules"), "# again\nconflict C with A\n").expect("write");
+    let (code, stdout, stderr) = run(bin().arg("check").arg(dir.path()));
+    assert_eq!(code, 0, "a warning, not an error: {stderr}");
+    assert!(stdout.trim_end().ends_with(", 1 warning"), "{stdout}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "warning: `conflict C with A` adds nothing: exclusive set \"All\" at {}:7:11 already makes both plans mutually exclusive\n \
+             --> {}:2:1\n  |\n2 | conflict C with A\n  | ^^^^^^^^^^^^^^^^^",
+            dir.path().join("a.rules").display(),
+            dir.path().join("b.rules").display()
+        )
+    );
+}
+
+/// An admin expects the rules the project ships to check clean: no error and no warning.
+#[test]
+fn the_bundled_rules_pass_check_with_no_errors_or_warnings() {
     let (code, stdout, stderr) = run(bin().arg("check").arg(project("rules")));
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("products"), "{stdout}");
-    assert!(!stderr.contains("error"), "{stderr}");
+    assert!(stdout.trim_end().ends_with(", 0 warnings"), "{stdout}");
+    assert_eq!(stderr, "", "check prints nothing else on the bundled rules");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use group_licensing::rules::table::LocationKind;
 use group_licensing::rules::{
-    self, CompileFailure, Compiled, Country, Diagnostic, PlanSet, RuleTable, RulesError,
+    self, CompileFailure, Compiled, Country, Diagnostic, PlanSet, RuleTable, RulesError, Severity,
 };
 
 fn compile(text: &str) -> Result<Compiled, CompileFailure> {
@@ -524,6 +524,52 @@ fn warnings_are_apart_from_errors() {
     assert!(compile("plan LONELY = \"x\"").is_ok());
 }
 
+/// R1: a `conflict` or an exclusive set whose plans another exclusive set all holds adds no rule;
+/// the warning points at the set that does. The set pointed at is one that stays: larger, or
+/// the same plans declared first. Sets that merely share plans are not redundant.
+#[test]
+fn a_conflict_or_exclusive_set_that_another_set_implies_is_a_warning() {
+    let text = "\
+plan A = \"a\"
+plan B = \"b\"
+plan C = \"c\"
+plan D = \"d\"
+product P = \"p\" { A }
+product Q = \"q\" { B }
+product R = \"r\" { C }
+product S = \"s\" { D }
+exclusive \"ABC\" { A, B, C }
+conflict A with B
+exclusive \"BC\" { C, B }
+exclusive \"ABC again\" { B, A, C }
+conflict C with D
+exclusive \"CD\" { C, D }
+exclusive \"BCD\" { B, C, D }
+";
+    assert_eq!(
+        warnings(text),
+        [
+            "10:1: `conflict A with B` adds nothing: exclusive set \"ABC\" at test.rules:9:11 already makes both plans mutually exclusive",
+            "11:11: exclusive set \"BC\" adds nothing: exclusive set \"ABC\" at test.rules:9:11 already makes both plans mutually exclusive",
+            "12:11: exclusive set \"ABC again\" adds nothing: exclusive set \"ABC\" at test.rules:9:11 already makes all its plans mutually exclusive",
+            "13:1: `conflict C with D` adds nothing: exclusive set \"BCD\" at test.rules:15:11 already makes both plans mutually exclusive",
+            "14:11: exclusive set \"CD\" adds nothing: exclusive set \"BCD\" at test.rules:15:11 already makes both plans mutually exclusive",
+        ]
+    );
+    // A warning only: the table keeps every set as written.
+    assert_eq!(table(text).exclusive_sets().len(), 7);
+    // Across files, the place names the other file.
+    let c = rules::compile_texts([
+        ("a.rules", "plan A = \"a\"\nplan B = \"b\"\nproduct P = \"p\" { A }\nproduct Q = \"q\" { B }\nconflict B with A\n"),
+        ("b.rules", "exclusive \"AB\" { A, B }\n"),
+    ])
+    .expect("compiles");
+    assert_eq!(
+        render(&c.warnings),
+        "b.rules:1:11: exclusive set \"AB\" adds nothing: `conflict B with A` at a.rules:5:1 already makes both plans mutually exclusive"
+    );
+}
+
 #[test]
 fn a_file_with_five_different_mistakes_reports_all_five_in_one_run() {
     let text = "\
@@ -583,6 +629,34 @@ fn errors_are_reported_by_file_then_position() {
          b.rules:1:17: plan `A` cannot conflict with itself\n\
          b.rules:2:19: unknown plan `Y` in product `Q`"
     );
+}
+
+/// A reload that drops a product or plan in use points at its declaration in the rules in force
+/// (rules-language.md), which the files on disk may no longer hold: the table keeps the place and
+/// the line as it compiled them.
+#[test]
+fn a_table_points_at_the_declarations_it_was_compiled_from() {
+    let t = rules::compile_texts([
+        ("a.rules", "plan A = \"a\"\n\n  plan B = \"b\""),
+        ("b.rules", "# products\nproduct P = \"p\" { A, B }\n"),
+    ])
+    .expect("compiles")
+    .table;
+    let b = t.plan_by_name("B").expect("declared");
+    let d = t
+        .at_plan(b, Severity::Error, "gone".into())
+        .expect("a known plan");
+    assert_eq!(
+        d.to_string(),
+        "error: gone\n --> a.rules:3:8\n  |\n3 |   plan B = \"b\"\n  |        ^"
+    );
+    let p = t.product_by_name("P").expect("declared");
+    let d = t
+        .at_product(p, Severity::Error, "gone".into())
+        .expect("a known product");
+    assert_eq!(render(&[d]), "b.rules:2:9: gone");
+    let unknown = group_licensing::rules::ProductId::new(7).expect("an id");
+    assert_eq!(t.at_product(unknown, Severity::Error, "x".into()), None);
 }
 
 // ---- Loading a folder ----------------------------------------------------------------------------

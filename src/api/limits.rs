@@ -246,21 +246,19 @@ pub fn validator() -> ApiSchema {
         .finish()
 }
 
-/// What validation finds in a request, limits aside (see [`validator`]).
+/// What validation finds in a request, limits aside (see [`validator`]). A request a limit
+/// refused has always parsed: its document is given, not its text.
 pub async fn validation_errors(
     validator: &ApiSchema,
-    query: String,
+    document: ExecutableDocument,
     operation: Option<String>,
     variables: Variables,
-    document: Option<ExecutableDocument>,
 ) -> Vec<ServerError> {
-    let mut request = async_graphql::Request::new(query).variables(variables);
+    let mut request = async_graphql::Request::new(String::new()).variables(variables);
     if let Some(name) = operation {
         request = request.operation_name(name);
     }
-    if let Some(document) = document {
-        request.set_parsed_query(document);
-    }
+    request.set_parsed_query(document);
     validator.execute(request).await.errors
 }
 

@@ -142,6 +142,10 @@ pub(crate) fn parse_id(id: &async_graphql::ID, what: &str) -> async_graphql::Res
         .ok_or_else(|| bad_input(format!("`{}` is not a {what} id", id.as_str())))
 }
 
+/// How many of a refused reload's errors are logged one by one: a catalog renamed wholesale
+/// gives thousands, and every SIGHUP would write them all again.
+const LOGGED_RELOAD_ERRORS: usize = 20;
+
 /// Reloads the rules folder (the `reloadRules` mutation and SIGHUP). A table that does not
 /// compile, or that would drop a product or plan still used by an assignment or a seat count,
 /// is refused: the old table stays, and the diagnostics are kept for `rules.lastReloadErrors`.
@@ -172,6 +176,18 @@ pub async fn reload_rules(state: &AppState) -> Result<Loaded, Vec<Diagnostic>> {
                 errors = errors.len(),
                 "rules reload refused; keeping the rules in force"
             );
+            // A SIGHUP has no caller to answer: the log is where an operator learns why.
+            for d in errors.iter().take(LOGGED_RELOAD_ERRORS) {
+                tracing::warn!("rules reload error: {}", d.one_line());
+            }
+            if let Some(more) = errors.len().checked_sub(LOGGED_RELOAD_ERRORS)
+                && more > 0
+            {
+                tracing::warn!(
+                    "rules reload error: … and {more} more (all of them in rules.lastReloadErrors, or run `group-licensing check {}`)",
+                    state.rules.dir().display()
+                );
+            }
             state.rules.refuse(errors.clone());
             Err(errors)
         }
@@ -200,21 +216,32 @@ async fn check_in_use(
         Ok(names) => names,
         Err(e) => return Err(vec![folder_diagnostic(state, e.to_string())]),
     };
+    // What the new rules dropped is declared in the rules in force: that declaration is the one
+    // the admin renamed or removed, and the files on disk no longer show it. A name they do not
+    // declare either (the store can be older than them) is refused for the folder as a whole.
+    let in_force = state.rules.table();
+    const IN_FORCE: &str = " (this is where the rules in force declare it)";
     let mut errors = Vec::new();
     for p in products
         .iter()
         .filter(|p| table.product_by_name(p).is_none())
     {
-        errors.push(folder_diagnostic(
-            state,
-            format!("product `{p}` is still used by assignments, group licenses or seat counts: the new rules must keep it"),
-        ));
+        let message = format!(
+            "product `{p}` is still used by assignments, group licenses or seat counts: the new rules must keep it"
+        );
+        let declared = in_force.product_by_name(p).and_then(|id| {
+            in_force.at_product(id, Severity::Error, format!("{message}{IN_FORCE}"))
+        });
+        errors.push(declared.unwrap_or_else(|| folder_diagnostic(state, message)));
     }
     for p in plans.iter().filter(|p| table.plan_by_name(p).is_none()) {
-        errors.push(folder_diagnostic(
-            state,
-            format!("service plan `{p}` is still used by assignments or group licenses: the new rules must keep it"),
-        ));
+        let message = format!(
+            "service plan `{p}` is still used by assignments or group licenses: the new rules must keep it"
+        );
+        let declared = in_force
+            .plan_by_name(p)
+            .and_then(|id| in_force.at_plan(id, Severity::Error, format!("{message}{IN_FORCE}")));
+        errors.push(declared.unwrap_or_else(|| folder_diagnostic(state, message)));
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -14,6 +14,9 @@ use async_graphql::parser::types::{
     Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use async_graphql::{Name, Value, Variables};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The operation `operation` of `document` would run (the only one, or the one named).
 pub fn operation<'d>(
@@ -44,14 +47,21 @@ pub fn restore(
         document,
         op,
         variables,
+        layouts: RefCell::new(HashMap::new()),
     };
     walk.value(data, &[&op.selection_set.node]);
 }
+
+/// The keys of an object in the order asked, each with the selection sets of its value.
+type Layout<'a> = IndexMap<&'a Name, Vec<&'a SelectionSet>>;
 
 struct Walk<'a> {
     document: &'a ExecutableDocument,
     op: &'a OperationDefinition,
     variables: &'a Variables,
+    /// Layouts by the selection sets they come from: every element of a list (a page of 1,000
+    /// users, each with its states) has the same one, worked out once.
+    layouts: RefCell<HashMap<Vec<*const SelectionSet>, Rc<Layout<'a>>>>,
 }
 
 /// Deepest chain of fragment spreads followed; validation refuses cycles, this only bounds a
@@ -59,6 +69,20 @@ struct Walk<'a> {
 const MAX_SPREADS: usize = 64;
 
 impl<'a> Walk<'a> {
+    fn layout(&self, sets: &[&'a SelectionSet]) -> Rc<Layout<'a>> {
+        let id: Vec<*const SelectionSet> = sets.iter().map(|s| *s as *const _).collect();
+        if let Some(known) = self.layouts.borrow().get(&id) {
+            return known.clone();
+        }
+        let mut keys = Layout::new();
+        for set in sets {
+            self.collect(set, &mut keys, 0);
+        }
+        let keys = Rc::new(keys);
+        self.layouts.borrow_mut().insert(id, keys.clone());
+        keys
+    }
+
     fn value(&self, value: &mut Value, sets: &[&'a SelectionSet]) {
         match value {
             Value::List(items) => {
@@ -67,10 +91,7 @@ impl<'a> Walk<'a> {
                 }
             }
             Value::Object(map) => {
-                let mut keys: IndexMap<&'a Name, Vec<&'a SelectionSet>> = IndexMap::new();
-                for set in sets {
-                    self.collect(set, &mut keys, 0);
-                }
+                let keys = self.layout(sets);
                 // Already in order: nothing to rebuild (a single field, or resolvers that
                 // finished in the order asked), only the children to look at.
                 let in_order = map.len() == keys.len()
@@ -85,14 +106,14 @@ impl<'a> Walk<'a> {
                     return;
                 }
                 let mut ordered = IndexMap::with_capacity(map.len());
-                for (key, subsets) in &keys {
-                    if let Some((name, mut child)) = map.shift_remove_entry(*key) {
+                for (key, subsets) in keys.iter() {
+                    if let Some((name, mut child)) = map.swap_remove_entry(*key) {
                         self.value(&mut child, subsets);
                         ordered.insert(name, child);
                     }
                 }
-                // Keys the walk did not foresee keep their place after the others rather
-                // than being dropped.
+                // Keys the walk did not foresee come after the others rather than being
+                // dropped.
                 ordered.extend(std::mem::take(map));
                 *map = ordered;
             }
@@ -100,12 +121,7 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn collect(
-        &self,
-        set: &'a SelectionSet,
-        keys: &mut IndexMap<&'a Name, Vec<&'a SelectionSet>>,
-        spreads: usize,
-    ) {
+    fn collect(&self, set: &'a SelectionSet, keys: &mut Layout<'a>, spreads: usize) {
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {

@@ -460,6 +460,88 @@ fn c3_mutually_exclusive_lists_every_pair_with_sources() {
     assert_eq!(f.consumed("ENTERPRISEPACK"), 0);
 }
 
+/// The scenario rules with the SharePoint pair stated a second time, as the bundled policy once
+/// did (a `conflict` beside an `exclusive` set that holds the same pair), and two exclusive sets
+/// that share a pair: a pair is one violation however many rules imply it (R1, C3, G1).
+const PAIR_TWICE: &str = "exclusive \"SharePoint Online\" { SHAREPOINTSTANDARD, SHAREPOINTENTERPRISE }\n\
+    exclusive \"Device\" { INTUNE_A, WORKPLACE_ANALYTICS, SHAREPOINTSTANDARD }\n\
+    exclusive \"Other\" { INTUNE_A, WORKPLACE_ANALYTICS, TEAMS1 }\n";
+
+#[test]
+fn c3_a_pair_that_several_rules_imply_is_one_violation() {
+    let mut f = Fx::with(&format!("{SCENARIO}{PAIR_TWICE}"));
+    let mut u = f.user(1);
+    f.direct(&mut u, &[("STANDARDPACK", &["EXCHANGE_S_STANDARD"])]);
+    f.join(&mut u, G, &[("ENTERPRISEPACK", &[])]);
+    let err = f.error(&u, Source::Group(G), "ENTERPRISEPACK");
+    let (e1, e3) = (f.p("STANDARDPACK"), f.p("ENTERPRISEPACK"));
+    assert_eq!(
+        err.violations,
+        vec![Violation::MutuallyExclusive {
+            plan: f.pl("SHAREPOINTENTERPRISE"),
+            source: at(Source::Group(G), e3),
+            conflicting_plan: f.pl("SHAREPOINTSTANDARD"),
+            conflicting_source: at(Source::Direct, e1),
+        }]
+    );
+    let detail = describe_error(&f.table, &|_| "E3 users".to_string(), &err);
+    assert_eq!(
+        detail.message,
+        "License assignment failed: SharePoint Online (Plan 2) (ENTERPRISEPACK from group \"E3 users\") and SharePoint Online (Plan 1) (STANDARDPACK assigned directly) are mutually exclusive."
+    );
+
+    // D3 (direct) lists it once too.
+    let mut v = f.user(2);
+    f.direct(&mut v, &[("STANDARDPACK", &["EXCHANGE_S_STANDARD"])]);
+    let Err(DirectError::License(err)) = f.assign(&mut v, &f.add(&[("ENTERPRISEPACK", &[])]))
+    else {
+        panic!("ENTERPRISEPACK clashes with the SharePoint plan of STANDARDPACK")
+    };
+    assert_eq!(err.violations.len(), 1, "{:?}", err.violations);
+
+    // Workplace Analytics and Intune are in both "Device" and "Other".
+    let mut w = f.user(3);
+    f.direct(&mut w, &[("EMS", &[])]);
+    let change = f.add(&[
+        ("WORKPLACE_ANALYTICS", &[]),
+        ("ENTERPRISEPACK", &["TEAMS1"]),
+    ]);
+    let Err(DirectError::License(err)) = f.assign(&mut w, &change) else {
+        panic!("Workplace Analytics clashes with Intune")
+    };
+    assert_eq!(
+        err.violations,
+        vec![Violation::MutuallyExclusive {
+            plan: f.pl("WORKPLACE_ANALYTICS"),
+            source: at(Source::Direct, f.p("WORKPLACE_ANALYTICS")),
+            conflicting_plan: f.pl("INTUNE_A"),
+            conflicting_source: at(Source::Direct, f.p("EMS")),
+        }]
+    );
+}
+
+#[test]
+fn g1_a_pair_that_several_rules_imply_is_one_violation() {
+    let f = Fx::with(&format!("{SCENARIO}{PAIR_TWICE}"));
+    let change = f.add(&[
+        ("STANDARDPACK", &["EXCHANGE_S_STANDARD"]),
+        ("ENTERPRISEPACK", &["EXCHANGE_S_ENTERPRISE"]),
+    ]);
+    let err = change_group_licenses(&f.table, G, &[], &change).unwrap_err();
+    let GroupLicenseError::License(error) = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        error.violations,
+        vec![Violation::MutuallyExclusive {
+            plan: f.pl("SHAREPOINTSTANDARD"),
+            source: at(Source::Group(G), f.p("STANDARDPACK")),
+            conflicting_plan: f.pl("SHAREPOINTENTERPRISE"),
+            conflicting_source: at(Source::Group(G), f.p("ENTERPRISEPACK")),
+        }]
+    );
+}
+
 #[test]
 fn c4_dependency_counts_only_what_the_change_breaks() {
     // A new configuration of g that disables the plan another source depends on is refused

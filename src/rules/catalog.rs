@@ -647,7 +647,32 @@ impl Catalog {
             }
             kept.push(ExclusiveSet { label, plans });
         }
-        kept
+        // A set whose plans another set holds adds no rule and would draw a warning from the
+        // compiler in a file that must not be edited by hand.
+        let members: Vec<Vec<usize>> = kept
+            .iter()
+            .map(|set| {
+                let mut plans = set.plans.clone();
+                plans.sort_unstable();
+                plans.dedup();
+                plans
+            })
+            .collect();
+        let implied = super::compile::implied_sets(&members);
+        let labels: Vec<String> = kept.iter().map(|set| set.label.clone()).collect();
+        kept.into_iter()
+            .zip(implied)
+            .filter_map(|(set, by)| match by {
+                None => Some(set),
+                Some(by) => {
+                    notes.push(format!(
+                        "exclusive set {:?} dropped: exclusive set {:?} already makes all its plans mutually exclusive",
+                        set.label, labels[by]
+                    ));
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Declares a plan that the exclusive sets name but the CSV does not list.
@@ -1405,7 +1430,6 @@ mod tests {
             r#"{{
                 "Zeta": [
                     {{"servicePlanName": "SHAREPOINTSTANDARD", "servicePlanId": "{A}"}},
-                    {{"servicePlanName": "SHAREPOINTENTERPRISE", "servicePlanId": "{B}"}},
                     {{"servicePlanName": "SHAREPOINTSTANDARD_YAMMERSHADOW", "servicePlanId": "{}"}}
                 ],
                 "Alpha \"quoted\"": [
@@ -1418,7 +1442,9 @@ mod tests {
         let report = import_catalog(exclusive_csv().as_bytes(), Some(json.as_bytes())).unwrap();
         let text = &report.text;
         let extra = text.find(&format!("plan SHAREPOINTSTANDARD_YAMMERSHADOW = \"SHAREPOINTSTANDARD_YAMMERSHADOW\" id {C}\n")).unwrap();
-        let zeta = text.find("exclusive \"Zeta\" { SHAREPOINTSTANDARD, SHAREPOINTENTERPRISE, SHAREPOINTSTANDARD_YAMMERSHADOW }\n").unwrap();
+        let zeta = text
+            .find("exclusive \"Zeta\" { SHAREPOINTSTANDARD, SHAREPOINTSTANDARD_YAMMERSHADOW }\n")
+            .unwrap();
         let alpha = text.find("exclusive \"Alpha \\\"quoted\\\"\" { SHAREPOINTENTERPRISE, SHAREPOINTSTANDARD_YAMMERSHADOW }\n").unwrap();
         let last_product = text.rfind("product ").unwrap();
         assert!(
@@ -1497,6 +1523,53 @@ mod tests {
             ]
         );
         compiles(&report.text);
+    }
+
+    /// A set whose plans another set holds adds no rule, and the compiler warns about it: the
+    /// import drops it, so that the file it writes checks clean.
+    #[test]
+    fn a_set_whose_plans_another_set_holds_is_dropped() {
+        let plan = |name: &str, id: &str| {
+            format!(r#"{{"servicePlanName": "{name}", "servicePlanId": "{id}"}}"#)
+        };
+        let (a, b, c) = (
+            plan("SHAREPOINTSTANDARD", A),
+            plan("SHAREPOINTENTERPRISE", B),
+            plan("SHAREPOINTSTANDARD_YAMMERSHADOW", C),
+        );
+        let json = format!(
+            r#"{{"Pair": [{b}, {a}], "All": [{a}, {b}, {c}], "All again": [{c}, {b}, {a}]}}"#
+        );
+        let report = import_catalog(exclusive_csv().as_bytes(), Some(json.as_bytes())).unwrap();
+        assert_eq!(
+            lines_starting(&report.text, "exclusive"),
+            [
+                "exclusive \"All\" { SHAREPOINTSTANDARD, SHAREPOINTENTERPRISE, SHAREPOINTSTANDARD_YAMMERSHADOW }"
+            ]
+        );
+        assert!(
+            report.text.contains(", 1 exclusive set.\n"),
+            "{}",
+            report.text
+        );
+        assert_eq!(
+            report.notes[1..],
+            [
+                "exclusive set \"Pair\" dropped: exclusive set \"All\" already makes all its plans mutually exclusive",
+                "exclusive set \"All again\" dropped: exclusive set \"All\" already makes all its plans mutually exclusive",
+            ],
+            "{:?}",
+            report.notes
+        );
+        let compiled = compiles(&report.text);
+        assert!(
+            compiled
+                .warnings
+                .iter()
+                .all(|w| w.message.ends_with("is not in any product")),
+            "{:?}",
+            compiled.warnings
+        );
     }
 
     #[test]

@@ -34,16 +34,19 @@ pub fn compile(sources: &Sources) -> Result<Compiled, CompileFailure> {
         diagnostics,
         parts: TableParts {
             files: sources.names().map(str::to_string).collect(),
+            sources: sources.clone(),
             ..TableParts::default()
         },
         plan_decls: HashMap::new(),
         product_decls: HashMap::new(),
+        exclusive_decls: Vec::new(),
         ids: HashMap::new(),
         suggestions_left: MAX_SUGGESTIONS,
     };
     compiler.declare(&statements);
     compiler.resolve(&statements);
     compiler.check_products();
+    compiler.warn_redundant_sets();
     compiler.warn_unused_plans();
 
     let Compiler {
@@ -79,6 +82,8 @@ struct Compiler<'s> {
     /// Where each plan and product was declared, for "already declared at" messages.
     plan_decls: HashMap<String, (PlanId, Span)>,
     product_decls: HashMap<String, (ProductId, Span)>,
+    /// Where each exclusive set of `parts` was declared, and whether as a `conflict`.
+    exclusive_decls: Vec<(Span, bool)>,
     /// GUIDs in lower case, with the declaration that holds each; plans and products are
     /// separate namespaces for ids as for names (Microsoft's catalog gives one GUID to a plan and
     /// to a product).
@@ -152,6 +157,7 @@ impl Compiler<'_> {
         let id = self.check_id(id, IdSpace::Plan, &format!("plan `{}`", name.value));
         self.plan_decls
             .insert(name.value.clone(), (plan_id, name.span));
+        self.parts.plan_places.push(name.span);
         self.parts.plans.push(PlanInfo {
             name: name.value.clone(),
             display_name: display_name.value.clone(),
@@ -176,6 +182,7 @@ impl Compiler<'_> {
         let id = self.check_id(id, IdSpace::Product, &format!("product `{}`", name.value));
         self.product_decls
             .insert(name.value.clone(), (product_id, name.span));
+        self.parts.product_places.push(name.span);
         self.parts.products.push(ProductInfo {
             name: name.value.clone(),
             display_name: display_name.value.clone(),
@@ -354,6 +361,7 @@ impl Compiler<'_> {
             return;
         }
         self.parts.exclusive_sets.push((label.value.clone(), set));
+        self.exclusive_decls.push((label.span, from_conflict));
     }
 
     fn resolve_prerequisite(&mut self, plan: &Name, requires: &[Name]) {
@@ -498,6 +506,41 @@ impl Compiler<'_> {
         }
     }
 
+    /// A set whose plans another set already makes mutually exclusive adds no rule. It is most
+    /// often a `conflict` left beside the exclusive set that came to hold its pair; left there,
+    /// it reads as a second rule and hides which declaration is the one in force.
+    fn warn_redundant_sets(&mut self) {
+        let members: Vec<Vec<usize>> = self
+            .parts
+            .exclusive_sets
+            .iter()
+            .map(|(_, set)| set.iter().map(PlanId::index).collect())
+            .collect();
+        let name = |compiler: &Self, i: usize| {
+            let label = &compiler.parts.exclusive_sets[i].0;
+            if compiler.exclusive_decls[i].1 {
+                format!("`conflict {label}`")
+            } else {
+                format!("exclusive set \"{label}\"")
+            }
+        };
+        for (i, by) in implied_sets(&members).into_iter().enumerate() {
+            let Some(by) = by else { continue };
+            let message = format!(
+                "{} adds nothing: {} at {} already makes {} mutually exclusive",
+                name(self, i),
+                name(self, by),
+                self.place(self.exclusive_decls[by].0),
+                if members[i].len() == 2 {
+                    "both plans"
+                } else {
+                    "all its plans"
+                }
+            );
+            self.warning(self.exclusive_decls[i].0, message);
+        }
+    }
+
     fn warn_unused_plans(&mut self) {
         let used: PlanSet = self
             .parts
@@ -515,6 +558,53 @@ impl Compiler<'_> {
             self.warning(span, format!("plan `{name}` is not in any product"));
         }
     }
+}
+
+/// For each of `sets` (each a list of distinct plan indices), the set that makes it redundant, or
+/// `None` when it adds a rule. A set is redundant when another holds all its plans and is
+/// larger or, holding the same plans, comes first; it is then paired with the first set that
+/// holds all its plans and is not redundant itself (there is one: the relation orders the sets).
+/// Only sets that share a plan are compared, so a catalog of many two-plan conflicts stays cheap.
+pub(crate) fn implied_sets(sets: &[Vec<usize>]) -> Vec<Option<usize>> {
+    // The sets that hold each plan, in order, for binary search.
+    let mut holding: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, set) in sets.iter().enumerate() {
+        for plan in set {
+            holding.entry(*plan).or_default().push(i);
+        }
+    }
+    let holds = |outer: usize, plan: &usize| {
+        holding
+            .get(plan)
+            .is_some_and(|h| h.binary_search(&outer).is_ok())
+    };
+    let covers = |outer: usize, inner: usize| {
+        let (o, n) = (sets[outer].len(), sets[inner].len());
+        outer != inner
+            && (o > n || (o == n && outer < inner))
+            && sets[inner].iter().all(|p| holds(outer, p))
+    };
+    // A set that holds all of `inner` holds its first plan.
+    let candidates = |inner: usize| {
+        sets[inner]
+            .first()
+            .and_then(|p| holding.get(p))
+            .into_iter()
+            .flatten()
+            .copied()
+    };
+    let redundant: Vec<bool> = (0..sets.len())
+        .map(|i| candidates(i).any(|j| covers(j, i)))
+        .collect();
+    (0..sets.len())
+        .map(|i| {
+            if redundant[i] {
+                candidates(i).find(|j| !redundant[*j] && covers(*j, i))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// 8-4-4-4-12 hexadecimal digits, either case.

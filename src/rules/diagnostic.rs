@@ -1,6 +1,7 @@
 //! Diagnostics: what is wrong with a rules file, where, in words an admin understands.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -33,6 +34,19 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    /// `file:line:column: message`, for a log line. A diagnostic that points at no line (line
+    /// 0: the server's own, about a folder it could not read) is `file: message`.
+    pub fn one_line(&self) -> String {
+        if self.line == 0 {
+            format!("{}: {}", self.file, self.message)
+        } else {
+            format!(
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        }
     }
 }
 
@@ -68,12 +82,22 @@ impl fmt::Display for Diagnostic {
 }
 
 /// The files of one compilation, kept so that byte offsets can be turned into lines and columns.
-#[derive(Default, Debug)]
+/// Cloning shares the texts: the rule table keeps them, to point at a declaration later.
+#[derive(Default, Clone, PartialEq, Eq)]
 pub struct Sources {
-    files: Vec<SourceFile>,
+    files: Vec<Arc<SourceFile>>,
 }
 
-#[derive(Debug)]
+/// The names and sizes only: a catalog's text would drown any message that prints a table.
+impl fmt::Debug for Sources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.files.iter().map(|s| (&s.name, s.text.len())))
+            .finish()
+    }
+}
+
+#[derive(PartialEq, Eq)]
 struct SourceFile {
     name: String,
     text: String,
@@ -86,11 +110,11 @@ impl Sources {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        self.files.push(SourceFile {
+        self.files.push(Arc::new(SourceFile {
             name: name.into(),
             text,
             line_starts,
-        });
+        }));
         FileId(self.files.len() - 1)
     }
 
@@ -182,6 +206,26 @@ mod tests {
             "w".into(),
         );
         assert_eq!((d.line, d.column, d.width), (1, 12, 1));
+    }
+
+    #[test]
+    fn one_line_names_the_place_unless_there_is_none() {
+        let mut sources = Sources::default();
+        let file = sources.add("c.rules", "plan A = \"a\"\nplan B");
+        let span = Span {
+            file,
+            start: 18,
+            end: 19,
+        };
+        let d = sources.diagnostic(Severity::Error, span, "here".into());
+        assert_eq!(d.one_line(), "c.rules:2:6: here");
+        let folder = Diagnostic {
+            line: 0,
+            column: 0,
+            file: "rules".into(),
+            ..d
+        };
+        assert_eq!(folder.one_line(), "rules: here");
     }
 
     #[test]

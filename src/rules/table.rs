@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
+use super::ast::Span;
 use super::country::{COUNTRY_COUNT, Country};
+use super::diagnostic::{Diagnostic, Severity, Sources};
 use super::planset::{PlanId, PlanSet, ProductId, SparsePlanSet};
 
 pub use super::ast::LocationKind;
@@ -73,7 +75,7 @@ pub struct ExclusivePair {
     pub plan: PlanId,
     /// The plan it clashes with (a candidate too when both came in together).
     pub conflicting: PlanId,
-    /// Index into [`RuleTable::exclusive_sets`].
+    /// Index into [`RuleTable::exclusive_sets`]: the first set that holds the pair.
     pub set: usize,
 }
 
@@ -91,6 +93,12 @@ pub struct RuleTable {
     /// Per [`Country::index`], the plans that may not be enabled there.
     barred: Box<[PlanSet]>,
     files: Vec<String>,
+    /// The texts the table was compiled from, and where each plan and product (by id) was
+    /// declared in them: a later reload that drops one points at this declaration, which the
+    /// files on disk may no longer hold. The texts are shared with the compilation, not copied.
+    sources: Sources,
+    plan_places: Vec<Span>,
+    product_places: Vec<Span>,
 }
 
 /// The parts a [`RuleTable`] is built from; the compiler fills it after checking every rule.
@@ -102,6 +110,10 @@ pub(crate) struct TableParts {
     pub prerequisites: Vec<(PlanId, Vec<PlanId>)>,
     pub location_rules: Vec<LocationRule>,
     pub files: Vec<String>,
+    pub sources: Sources,
+    /// Where each of `plans` and `products` was declared, in the same order.
+    pub plan_places: Vec<Span>,
+    pub product_places: Vec<Span>,
 }
 
 impl RuleTable {
@@ -161,6 +173,9 @@ impl RuleTable {
             location_rules: parts.location_rules,
             barred,
             files: parts.files,
+            sources: parts.sources,
+            plan_places: parts.plan_places,
+            product_places: parts.product_places,
         }
     }
 
@@ -213,6 +228,24 @@ impl RuleTable {
         &self.files
     }
 
+    /// A diagnostic at the name of `plan` in its declaration, as the table's own text has it;
+    /// `None` for an id the table does not know.
+    pub fn at_plan(&self, plan: PlanId, severity: Severity, message: String) -> Option<Diagnostic> {
+        let span = *self.plan_places.get(plan.index())?;
+        Some(self.sources.diagnostic(severity, span, message))
+    }
+
+    /// [`RuleTable::at_plan`] for a product.
+    pub fn at_product(
+        &self,
+        product: ProductId,
+        severity: Severity,
+        message: String,
+    ) -> Option<Diagnostic> {
+        let span = *self.product_places.get(product.index())?;
+        Some(self.sources.diagnostic(severity, span, message))
+    }
+
     /// The plans that may not be enabled for a user located in `country` (R3).
     pub fn barred_in(&self, country: Country) -> &PlanSet {
         &self.barred[country.index()]
@@ -234,10 +267,12 @@ impl RuleTable {
     }
 
     /// Every exclusive pair within `enabled` that has at least one side in `candidate`, set by
-    /// set, each pair once, the candidate's plan first. Only called once a violation is known
+    /// set, the candidate's plan first. A pair is listed once however many sets hold it (a
+    /// `conflict` that repeats a pair of an `exclusive` set, two sets that share two plans): it
+    /// is one thing for the admin to fix. Only called once a violation is known
     /// ([`RuleTable::has_exclusive_pair`]), so it may allocate.
     pub fn exclusive_pairs(&self, enabled: &PlanSet, candidate: &PlanSet) -> Vec<ExclusivePair> {
-        let mut pairs = Vec::new();
+        let mut pairs: Vec<ExclusivePair> = Vec::new();
         for (index, set) in self.exclusive_sets.iter().enumerate() {
             if !set.sparse.intersects(candidate) || set.sparse.count_common(enabled) < 2 {
                 continue;
@@ -245,15 +280,24 @@ impl RuleTable {
             let present = set.plans & *enabled;
             for a in present.iter() {
                 for b in present.iter().filter(|b| *b > a) {
-                    let pair = |plan, conflicting| ExclusivePair {
-                        plan,
-                        conflicting,
-                        set: index,
-                    };
-                    if candidate.contains(a) {
-                        pairs.push(pair(a, b));
+                    let (plan, conflicting) = if candidate.contains(a) {
+                        (a, b)
                     } else if candidate.contains(b) {
-                        pairs.push(pair(b, a));
+                        (b, a)
+                    } else {
+                        continue;
+                    };
+                    // The orientation depends on the two plans only, so a pair met again in a
+                    // later set is the same (plan, conflicting).
+                    if !pairs
+                        .iter()
+                        .any(|p| p.plan == plan && p.conflicting == conflicting)
+                    {
+                        pairs.push(ExclusivePair {
+                            plan,
+                            conflicting,
+                            set: index,
+                        });
                     }
                 }
             }

@@ -263,7 +263,6 @@ async fn run(
     // limit refused; async-graphql is given the parsed document instead of parsing it again.
     let operation = request.operation_name.clone();
     let variables = request.variables.clone();
-    let query = request.query.clone();
     if let Some(document) = &shape.document {
         request.set_parsed_query(document.clone());
     }
@@ -287,15 +286,16 @@ async fn run(
         }
     };
     let mut verdict = api::add_codes(&mut response);
-    if verdict == Verdict::Limited {
-        // async-graphql checks its limits before it reports what validation found: a request
-        // that is wrong as well as large is told what is wrong.
+    // async-graphql checks its limits before it reports what validation found: a request
+    // that is wrong as well as large is told what is wrong. (A refused request has parsed.)
+    if verdict == Verdict::Limited
+        && let Some(document) = &shape.document
+    {
         let errors = api::limits::validation_errors(
             &state.validator,
-            query,
+            document.clone(),
             operation.clone(),
             variables.clone(),
-            shape.document.clone(),
         )
         .await;
         if !errors.is_empty() {

@@ -512,6 +512,66 @@ fn rules_invalid_reloads_are_refused_and_the_rules_in_force_stay() {
     assert_eq!(s.state_of(&t.bob, E3, Some(&t.sales))["state"], "ACTIVE");
 }
 
+/// A reload that renames a product or a plan still in use is refused (rules-language.md); each
+/// error points at the declaration the new rules dropped, where the rules in force have it, so
+/// that the admin finds the line they renamed.
+#[test]
+fn a_reload_dropping_names_in_use_points_at_their_declarations() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let rules = copy_rules(&scenario_rules(), dir.path(), "rules");
+    let server = Server::start(&dir.path().join("t.db"), &rules);
+    let s = Fresh { server, dir };
+    s.set_prepaid(E3, 5);
+    s.set_prepaid(E1, 5);
+    let ann = s.create_user("ann@contoso.com", Some("US"));
+    s.assign_direct(&ann, json!([license(E1, &["SHAREPOINTSTANDARD"])]), &[]);
+    let file = rules.join("scenario.rules");
+    let original = std::fs::read_to_string(&file).expect("read rules");
+    let line_col = |name: &str| {
+        let (line, text) = original
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.starts_with(name))
+            .unwrap_or_else(|| panic!("`{name}` is declared in scenario.rules"));
+        let word = name.trim_end().rsplit(' ').next().unwrap_or(name);
+        (line as i64 + 1, text.find(word).unwrap_or(0) as i64 + 1)
+    };
+    let (product_line, product_column) = line_col("product ENTERPRISEPACK ");
+    let (plan_line, plan_column) = line_col("plan SHAREPOINTSTANDARD ");
+
+    // Renamed, and moved down: the place is the one in the rules in force.
+    let renamed = format!(
+        "# renamed\n# both\n{}",
+        original
+            .replace("ENTERPRISEPACK", "ENTERPRISEPACK_V2")
+            .replace("SHAREPOINTSTANDARD", "SHAREPOINTSTANDARD_V2")
+    );
+    std::fs::write(&file, renamed).expect("write rules");
+    let e = s.err(RELOAD, json!({}));
+    assert_eq!(code(&e), "RULES_INVALID", "{e:#}");
+    let errors = s.ok(RULES, json!({}))["rules"]["lastReloadErrors"].clone();
+    let name = file.display().to_string();
+    assert_eq!(
+        errors,
+        json!([
+            {
+                "file": name,
+                "line": product_line,
+                "column": product_column,
+                "message": "product `ENTERPRISEPACK` is still used by assignments, group licenses or seat counts: the new rules must keep it (this is where the rules in force declare it)",
+            },
+            {
+                "file": name,
+                "line": plan_line,
+                "column": plan_column,
+                "message": "service plan `SHAREPOINTSTANDARD` is still used by assignments or group licenses: the new rules must keep it (this is where the rules in force declare it)",
+            },
+        ]),
+        "{errors:#}"
+    );
+    assert_eq!(e["extensions"]["details"], errors, "{e:#}");
+}
+
 fn int_of(v: &Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }

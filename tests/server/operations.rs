@@ -159,6 +159,78 @@ fn sighup_reloads_the_rules_and_a_broken_folder_keeps_the_old_ones() {
     assert_eq!(int(&error["line"]), 2);
 }
 
+/// A SIGHUP has no caller to answer: the operator reads why a reload was refused in the log, so
+/// each error is logged with its file, line and column.
+#[test]
+fn a_refused_sighup_reload_logs_each_error_with_its_place() {
+    let dir = TempDir::new().expect("temp dir");
+    let rules = crate::harness::copy_rules(&scenario_rules(), dir.path(), "rules");
+    let server = Server::start(&dir.path().join("t.db"), &rules);
+    let broken = rules.join("broken.rules");
+    std::fs::write(
+        &broken,
+        "plan A = \"a\"\nproduct P = \"p\" { A, NOPE }\nconflict A with A\n",
+    )
+    .expect("write broken.rules");
+    server.signal("HUP");
+    let expected = [
+        format!(
+            "{}:2:22: unknown plan `NOPE` in product `P`",
+            broken.display()
+        ),
+        format!(
+            "{}:3:17: plan `A` cannot conflict with itself",
+            broken.display()
+        ),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !expected
+        .iter()
+        .all(|line| server.stderr().contains(line.as_str()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the log does not say why the reload was refused; expected {expected:#?} in:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        rule_set(&server)["lastReloadErrors"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // Thousands of errors (a catalog renamed wholesale) are not all logged on every SIGHUP.
+    let logged_before = server.stderr().len();
+    let many: String = (0..25)
+        .map(|i| format!("product P{i} = \"p\" {{ NOPE }}\n"))
+        .collect();
+    std::fs::write(&broken, many).expect("write broken.rules");
+    server.signal("HUP");
+    let tail = "rules reload error: … and 5 more (all of them in rules.lastReloadErrors, or run `group-licensing check";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr()[logged_before..].contains(tail) {
+        assert!(
+            Instant::now() < deadline,
+            "no summary of the errors not logged:\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.stderr();
+    let log = &log[logged_before..];
+    assert_eq!(log.matches("rules reload error: ").count(), 21, "{log}");
+    assert!(
+        log.contains(&format!(
+            "{}:20:21: unknown plan `NOPE` in product `P19`",
+            broken.display()
+        )),
+        "{log}"
+    );
+}
+
 /// SIGTERM stops the server cleanly: it exits by itself, with success.
 #[test]
 fn sigterm_stops_the_server_cleanly() {

@@ -1,10 +1,15 @@
 //! The seed scenarios S1–S8 of seed-scenarios.md, played through the GraphQL API of a running
-//! server with the scenario rules; every outcome the scenario lists is asserted. S9 is in
-//! durability.rs. Rule ids refer to licensing.md.
+//! server with the scenario rules; every outcome the scenario lists is asserted (S2 also on the
+//! bundled rules). S9 is in durability.rs. Rule ids refer to licensing.md.
+
+use std::path::Path;
 
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
-use crate::harness::{Fresh, code, fresh, int, license, node_ids, plan_names, sorted, str_of};
+use crate::harness::{
+    Fresh, Server, code, copy_rules, fresh, int, license, node_ids, plan_names, sorted, str_of,
+};
 
 const E3: &str = "ENTERPRISEPACK";
 const E1: &str = "STANDARDPACK";
@@ -362,6 +367,66 @@ fn assert_s2_conflict(s: &Fresh, dan: &str, e3: &str) {
     assert_eq!(filtered["mx"]["totalCount"], 1);
     assert_eq!(node_ids(&filtered["count"]), Vec::<String>::new());
     assert_eq!(filtered["count"]["totalCount"], 0);
+}
+
+/// S2 on the bundled rules, with the SharePoint pair stated twice as the bundled policy once
+/// stated it (in the "SharePoint Online" exclusive set and as a `conflict`): each pair is one
+/// violation, and the message counts the other problems, not the rules that imply them (C3,
+/// Q4).
+#[test]
+fn s2_on_the_bundled_rules_a_pair_two_rules_imply_is_one_violation() {
+    let dir = TempDir::new().expect("temp dir");
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rules = copy_rules(&bundled, dir.path(), "rules");
+    std::fs::write(
+        rules.join("restated.rules"),
+        "conflict SHAREPOINTSTANDARD with SHAREPOINTENTERPRISE\n",
+    )
+    .expect("write restated.rules");
+    let server = Server::start(&dir.path().join("t.db"), &rules);
+    let s = Fresh { server, dir };
+    s.set_prepaid(E1, 10);
+    s.set_prepaid(E3, 10);
+    let dan = s.create_user("dan@contoso.com", Some("US"));
+    s.assign_direct(&dan, json!([license(E1, &[])]), &[]);
+    let e3 = s.create_group("E3 users");
+    s.assign_group(&e3, json!([license(E3, &[])]), &[]);
+    s.add_members(&e3, &[&dan]);
+    s.wait_complete(&e3);
+
+    let st = assert_state(
+        &s,
+        &dan,
+        E3,
+        Some(&e3),
+        "ERROR",
+        "MUTUALLY_EXCLUSIVE_VIOLATION",
+    );
+    let detail = &st["errorDetail"];
+    let pairs: Vec<(Vec<String>, String)> = detail["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            (
+                plan_names(&v["plans"]),
+                str_of(&v["conflictingPlan"]["servicePlanName"]),
+            )
+        })
+        .collect();
+    let pair = |plan: &str, conflicting: &str| (vec![plan.to_string()], conflicting.to_string());
+    assert_eq!(
+        pairs,
+        vec![
+            pair("SHAREPOINTENTERPRISE", "SHAREPOINTSTANDARD"),
+            pair("EXCHANGE_S_ENTERPRISE", "EXCHANGE_S_STANDARD"),
+        ],
+        "{detail:#}"
+    );
+    assert_eq!(
+        detail["message"],
+        "License assignment failed: SharePoint (Plan 2) (ENTERPRISEPACK from group \"E3 users\") and SharePoint (Plan 1) (STANDARDPACK assigned directly) are mutually exclusive (and 1 more problem)."
+    );
 }
 
 #[test]
