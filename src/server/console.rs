@@ -278,6 +278,43 @@ mod tests {
         }
     }
 
+    /// console.md: "every list is paged with the API's cursors and never loads a whole group".
+    /// Every connection the console asks for names its page size (the lists one pages through
+    /// also pass `after`; the overview's and the suggestions' are first pages with a total).
+    #[test]
+    fn every_list_the_console_asks_for_is_paged() {
+        const CONNECTIONS: [&str; 5] = [
+            "members",
+            "membersWithLicenseErrors",
+            "licensedUsers",
+            "users",
+            "groups",
+        ];
+        let mut asked = 0;
+        for (path, bytes, _) in FILES.iter().filter(|(p, _, _)| p.ends_with(".js")) {
+            let text = std::str::from_utf8(bytes).expect("UTF-8");
+            for name in CONNECTIONS {
+                for (at, _) in text.match_indices(&format!("{name}(")) {
+                    let before = text[..at].chars().next_back().unwrap_or(' ');
+                    if before.is_alphanumeric() || before == '_' || before == '.' {
+                        continue;
+                    }
+                    let rest = &text[at + name.len()..];
+                    let arguments = &rest[..rest.find(')').expect("closed arguments")];
+                    assert!(
+                        arguments.contains("first:"),
+                        "{path}: `{name}{arguments})` does not name its page size"
+                    );
+                    asked += 1;
+                }
+            }
+        }
+        assert!(
+            asked >= 9,
+            "the scan found {asked} lists: it no longer reads the views"
+        );
+    }
+
     /// `from` relative to the folder `base` (both inside src/console).
     fn resolve(base: &str, from: &str) -> String {
         let mut parts: Vec<&str> = base.split('/').filter(|p| !p.is_empty()).collect();
