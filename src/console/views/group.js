@@ -6,7 +6,7 @@
 //
 // Every list is paged with the API's cursors: a group of a million members is never loaded whole.
 
-import { ApiError, gql } from "../api.js";
+import { gql } from "../api.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
 import {
@@ -134,9 +134,9 @@ export function render(ctx) {
       polling = true;
       ctx.later(POLL_MS, async () => {
         polling = false;
-        await loadGroup();
-        // The users in error change as the run goes; the tab follows.
-        tabs[state.tab]?.load();
+        // The users in error change as the run goes; the tab follows (at the end, loadGroup
+        // reloads it itself).
+        if ((await loadGroup()) && state.group.licenseProcessingState !== "COMPLETE") tabs[state.tab]?.load();
       });
     } else if (wasRunning && !running) {
       tabs[state.tab]?.load();
@@ -388,7 +388,7 @@ export function render(ctx) {
               }
               const done = await act(button, slot, async () => {
                 const found = await gql(`query ConsoleFindUser($upn: String!) { user(userPrincipalName: $upn) { id displayName userPrincipalName } }`, { upn: name });
-                if (!found.user) throw new ApiError("NOT_FOUND", `No user has the sign-in name ${name}.`);
+                if (!found.user) throw new Error(`No user has the sign-in name ${name}.`);
                 await gql(`mutation ConsoleAddMembers($id: ID!, $users: [ID!]!) { addGroupMembers(groupId: $id, userIds: $users) { id memberCount } }`, {
                   id,
                   users: [found.user.id],

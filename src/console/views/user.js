@@ -10,7 +10,7 @@
 // - Reprocess, after which the page follows the background run until the user's group
 //   assignments have been processed again.
 
-import { ApiError, gql } from "../api.js";
+import { gql } from "../api.js";
 import { h, plural, replace, time, uid } from "../dom.js";
 import { errorLabel } from "../labels.js";
 import {
@@ -497,7 +497,7 @@ export function render(ctx) {
             event.preventDefault();
             const code = input.value.trim().toUpperCase();
             if (!/^[A-Z]{2}$/.test(code)) {
-              showError(slot, new ApiError("BAD_USER_INPUT", "A usage location is a two-letter country code (ISO 3166-1 alpha-2), e.g. US."));
+              showError(slot, new Error("A usage location is a two-letter country code (ISO 3166-1 alpha-2), e.g. US."));
               return;
             }
             change(save, { usageLocation: code }, `Usage location set to ${code}`);
