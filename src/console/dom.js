@@ -56,9 +56,20 @@ export function uid(prefix = "c") {
   return `${prefix}-${counter}`;
 }
 
-/** A number with the browser's grouping (1,000,000), for counts. */
+// One formatter for every number: toLocaleString builds a new one per call, which is most of
+// the time it takes to draw the catalog's 569 rows.
+const NUMBERS = new Intl.NumberFormat("en-US");
+
+/** A number with grouping (1,000,000), for counts. */
 export function count(n) {
-  return Number(n).toLocaleString("en-US");
+  return NUMBERS.format(n);
+}
+
+const NAMES = new Intl.Collator("en", { sensitivity: "base", numeric: true });
+
+/** Orders names as people read them ("Group of 10" before "Group of 100"). */
+export function byName(a, b) {
+  return NAMES.compare(a, b);
 }
 
 /** "1 user", "2 users". */

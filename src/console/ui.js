@@ -3,7 +3,7 @@
 // and the product picker. Each takes data and returns elements; none fetches but the pickers.
 
 import { ApiError, AuthError, gql } from "./api.js";
-import { append, count, h, replace, setWidth, uid } from "./dom.js";
+import { append, byName, count, h, replace, setWidth, uid } from "./dom.js";
 import { STATE_LABELS, STATE_TONES, errorLabel } from "./labels.js";
 
 // ---- Structure ----------------------------------------------------------------------------
@@ -396,7 +396,7 @@ export function planChecklist({ plans, disabled, editable, label, onChange }) {
   const off = new Set(disabled.map((p) => p.servicePlanName ?? p));
   const boxes = [];
   // By name, for the eye to find a plan among dozens (the rules' order means nothing to it).
-  const sorted = [...plans].sort((a, b) => a.displayName.localeCompare(b.displayName));
+  const sorted = [...plans].sort((a, b) => byName(a.displayName, b.displayName));
   const items = sorted.map((plan) => {
     const isOff = off.has(plan.servicePlanName);
     if (!editable) {

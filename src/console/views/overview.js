@@ -4,7 +4,7 @@
 // Active alerts and recent activity take their panels here once the API has them.
 
 import { gql } from "../api.js";
-import { count, h, plural, replace } from "../dom.js";
+import { byName, count, h, plural, replace } from "../dom.js";
 import { errorLabel } from "../labels.js";
 import { badge, emptyState, errorCount, failure, groupLink, loading, outOfSeats, pageHeader, panel, productHref, progress, redraw, seatBar, table } from "../ui.js";
 
@@ -52,7 +52,7 @@ export function render(ctx) {
   function draw(data) {
     const { directory, attention, products, running, queued } = data;
     const sorted = [...products].sort(
-      (a, b) => Number(outOfSeats(b)) - Number(outOfSeats(a)) || b.consumedUnits / Math.max(b.prepaidUnits, 1) - a.consumedUnits / Math.max(a.prepaidUnits, 1) || a.displayName.localeCompare(b.displayName),
+      (a, b) => Number(outOfSeats(b)) - Number(outOfSeats(a)) || b.consumedUnits / Math.max(b.prepaidUnits, 1) - a.consumedUnits / Math.max(a.prepaidUnits, 1) || byName(a.displayName, b.displayName),
     );
     const out = products.filter(outOfSeats).length;
     const busy = running.totalCount + queued.totalCount;

@@ -2,7 +2,7 @@
 // whole catalog (hundreds of products) one switch away (?all=1), with a filter by name.
 
 import { gql } from "../api.js";
-import { count, h, replace, uid } from "../dom.js";
+import { byName, count, h, replace, uid } from "../dom.js";
 import { badge, emptyState, failure, loading, outOfSeats, pageHeader, productCell, redraw, seatBar, table } from "../ui.js";
 
 const QUERY = `query ConsoleProducts($boughtOrUsed: Boolean) {
@@ -78,8 +78,8 @@ export function render(ctx) {
   gql(QUERY, { boughtOrUsed: all ? null : true }).then(
     (data) => {
       if (!ctx.alive()) return;
-      const byName = (a, b) => a.displayName.localeCompare(b.displayName);
-      products = all ? [...data.products].sort(byName) : [...data.products].sort((a, b) => Number(outOfSeats(b)) - Number(outOfSeats(a)) || byName(a, b));
+      const named = (a, b) => byName(a.displayName, b.displayName);
+      products = all ? [...data.products].sort(named) : [...data.products].sort((a, b) => Number(outOfSeats(b)) - Number(outOfSeats(a)) || named(a, b));
       draw();
     },
     (error) => {
