@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | `the_seeds_walk_ends_with_no_error_left` | `walk`: Overview → group in error → users in error → Dan → the conflicting plan and its source → plans off on his direct license → Reprocess → no seat left → one seat more → Reprocess | Dan's assignments, his direct license's plans, the seats |
 //! | `every_view_shows_the_tenant_and_passes_axe` | `views`: each view's rows and numbers, filters in the address, reload and back, axe-core's WCAG 2 A/AA rules, 1024 px | |
-//! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a group's Reprocess, a usage location, a direct license, a refused then a good rules reload, each with its answer; paging a group of 120 | what each action changed |
+//! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a group's Reprocess, a usage location, proxy addresses, a direct license, a refused then a good rules reload, each with its answer; paging a group of 120 | what each action changed |
 //! | `the_token_form_and_a_readers_view` | `tokens`: the form, the server's messages, a reader without edit controls, sessionStorage only | |
 //!
 //! Every scenario fails on a request to any host but the server's (they are aborted, so
@@ -259,6 +259,7 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
           mobile: group(id: "2") { assignedLicenses { product { skuPartNumber } disabledPlans { servicePlanName } } }
           staff: group(id: "1") { assignedLicenses { product { skuPartNumber } } }
           ems: product(skuPartNumber: "EMS") { prepaidUnits }
+          jon: user(userPrincipalName: "jon@contoso.com") { proxyAddresses hasLicenseErrors }
           full: group(id: "4") { licenseErrorCount licenseProcessingState }
           rules { lastReloadErrors { file } }
           gus: user(userPrincipalName: "gus@contoso.com") {
@@ -289,6 +290,11 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
         "the product added to All staff was removed again: {after}"
     );
     assert_eq!(after["ems"]["prepaidUnits"], 8, "{after}");
+    assert_eq!(
+        after["jon"],
+        json!({ "proxyAddresses": ["smtp:jon@contoso.com"], "hasLicenseErrors": false }),
+        "S7: Jon's duplicate address replaced in the console: {after}"
+    );
     assert_eq!(
         after["full"],
         json!({ "licenseErrorCount": 0, "licenseProcessingState": "COMPLETE" }),

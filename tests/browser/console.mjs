@@ -16,7 +16,7 @@
 //   edit    the other actions, each with its answer beside it: members added and removed
 //           (with the confirmation dialog, cancelled then confirmed), a product added and its
 //           refusal shown, plans off on a group, seats set, a usage location that clears an
-//           error, a group's Reprocess followed to its end, a rules reload refused with its
+//           error, a duplicate proxy address removed, a group's Reprocess followed to its end, a rules reload refused with its
 //           file, line and column (CONSOLE_RULES_DIR: a copy of the rules it may edit), then
 //           mended; then paging past the first page (CONSOLE_PAGING_GROUP names a group of more
 //           than one page of members) with Next and Previous
@@ -182,7 +182,7 @@ async function notice(text, what) {
 
 async function editControls() {
   return page.evaluate(() => {
-    const names = /^(Reprocess|Remove|Remove member|Remove from group|Save|Save plans|Set seats|Reload|Add member|Add to group|Assign|Clear)$/;
+    const names = /^(Reprocess|Remove|Remove member|Remove from group|Save|Save plans|Set seats|Reload|Add|Add member|Add to group|Assign|Clear)$/;
     const buttons = [...document.querySelectorAll("main button")].map((b) => b.textContent.trim()).filter((t) => names.test(t));
     const boxes = document.querySelectorAll("main input[type=checkbox]").length;
     const forms = [...document.querySelectorAll("main form")].map((f) => f.getAttribute("aria-label")).filter((l) => l && !/^(Filter|Find)/.test(l));
@@ -506,6 +506,17 @@ async function edit() {
   await page.getByRole("button", { name: "Save", exact: true }).click();
   await notice("Usage location set to US, and processed again: no license error left.");
   await shows("No license errors");
+
+  // Proxy addresses (S7): Jon's duplicate removed clears his error; a new one changes nothing.
+  await go("/users/13");
+  await shows("Duplicate proxy address");
+  await page.getByRole("button", { name: "Remove smtp:sales@contoso.com" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove address" }).click();
+  await notice("Removed smtp:sales@contoso.com, and processed again: no license error left.");
+  await page.getByLabel("Proxy address to add").fill("smtp:jon@contoso.com");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await notice("Added smtp:jon@contoso.com, and processed again: the user's group licenses were all active, and stay so.");
+  await go("/users/11");
 
   // Direct license: assign one, then remove it (confirmed).
   await page.getByLabel("Product to assign directly").fill("WORKPLACE_ANALYTICS");

@@ -6,7 +6,7 @@
 //   and its other user, the products without seats; then the server's resolutions.
 // - Licenses held, with their enabled plans and where each comes from (direct, which groups).
 // - Every assignment with its state; the direct licenses (add, remove, plans on and off).
-// - Profile (usage location and the effective one, editable; proxy addresses) and groups.
+// - Profile (usage location and the effective one, proxy addresses: both editable) and groups.
 // - Reprocess, after which the page follows the background run until the user's group
 //   assignments have been processed again.
 
@@ -117,14 +117,18 @@ export function render(ctx) {
   }
 
   /**
-   * Waits for the background run that an action queued: until every group assignment of the
-   * user has been processed again (its lastUpdatedDateTime moved), or FOLLOW_MS.
+   * Waits for the background run that an action queued. The API says when an assignment last
+   * changed, not whether a run for the user is still to come, and a run that leaves an active
+   * assignment as it was does not touch it: so the page waits until every group assignment
+   * that was not active has been written again, or, when all were active, for one step (a run
+   * that changes one shows at once), at most FOLLOW_MS.
    */
   async function follow(slot, before, lead) {
     const started = Date.now();
     const groupStates = (u) => u.licenseAssignmentStates.filter((s) => s.assignedByGroup);
     const stamp = (s) => `${s.assignedByGroup.id}/${s.product.skuPartNumber}`;
     const old = new Map(groupStates(before).map((s) => [stamp(s), s.lastUpdatedDateTime]));
+    const rewritten = new Set(groupStates(before).filter((s) => s.state !== "ACTIVE").map(stamp));
     const say = (show, text) => {
       show(slot, text);
       keepFocus(slot);
@@ -138,10 +142,13 @@ export function render(ctx) {
       if (!ctx.alive()) return;
       const now = await load();
       if (!now) return;
-      const pending = groupStates(now).filter((s) => old.get(stamp(s)) === s.lastUpdatedDateTime);
-      if (pending.length === 0) {
+      const states = groupStates(now);
+      const changed = states.some((s) => old.get(stamp(s)) !== s.lastUpdatedDateTime) || states.length !== old.size;
+      const waiting = states.filter((s) => rewritten.has(stamp(s)) && old.get(stamp(s)) === s.lastUpdatedDateTime);
+      if (waiting.length === 0) {
         const left = now.licenseAssignmentStates.filter((s) => s.error !== "NONE").length;
-        if (left === 0) say(showOk, `${lead}: no license error left.`);
+        if (!changed) say(showOk, `${lead}: the user's group licenses were all active, and stay so.`);
+        else if (left === 0) say(showOk, `${lead}: no license error left.`);
         else say(showInfo, `${lead}: ${plural(left, "assignment")} still in error; see why below.`);
         return;
       }
@@ -203,6 +210,12 @@ export function render(ctx) {
             stateBadge(s.state),
             badge("bad", errorLabel(s.error)),
           ),
+          withdrawing(s) &&
+            h(
+              "p",
+              { class: "callout callout-warn" },
+              `${user.displayName} is no longer a member of ${s.assignedByGroup.displayName}: this license is being withdrawn, and the withdrawal waits for this error to be fixed and a Reprocess.`,
+            ),
           s.errorDetail && h("p", { class: "error-message" }, s.errorDetail.message),
           s.errorDetail && violationList(s.errorDetail.violations),
           s.errorDetail?.resolutions.length > 0 &&
@@ -250,6 +263,11 @@ export function render(ctx) {
       h("p", null, h("span", { class: "violation-code" }, `${errorLabel(v.code)}: `), v.message),
       facts.length > 0 && h("dl", { class: "props" }, facts),
     );
+  }
+
+  /** A group's assignment that stays after the user left the group: its withdrawal is blocked (P3). */
+  function withdrawing(s) {
+    return s.assignedByGroup !== null && !user.memberOf.some((g) => g.id === s.assignedByGroup.id);
   }
 
   /** "from group Sales" / "assigned directly". */
@@ -427,6 +445,71 @@ export function render(ctx) {
 
   // ---- Profile and groups ----
 
+  /**
+   * Changes the profile; a new usage location or new proxy addresses process the user's group
+   * licenses again by themselves (P5), and the page follows that run.
+   */
+  async function updateProfile(button, slot, values, message) {
+    const before = user;
+    const done = await act(button, slot, async () => {
+      await gql(UPDATE, { id, input: values });
+      return `${message}; the user's group licenses are processed again…`;
+    });
+    if (done) await follow(slot, before, `${message}, and processed again`);
+    else keepFocus(slot);
+  }
+
+  function proxyList() {
+    if (user.proxyAddresses.length === 0) return h("span", { class: "muted" }, "None");
+    return h(
+      "ul",
+      { class: "plain proxy-list" },
+      user.proxyAddresses.map((address) => {
+        if (!ctx.canEdit) return h("li", null, h("code", null, address));
+        const remove = h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Remove ${address}` }, "Remove");
+        remove.addEventListener("click", async () => {
+          const sure = await confirmDialog({
+            title: "Remove this proxy address?",
+            message: `${address} is removed from ${user.displayName}. The user's group licenses are processed again.`,
+            confirm: "Remove address",
+          });
+          if (!sure) return;
+          const rest = user.proxyAddresses.filter((a) => a !== address);
+          await updateProfile(remove, slots.get("proxy"), { proxyAddresses: rest }, `Removed ${address}`);
+        });
+        return h("li", null, h("code", null, address), " ", remove);
+      }),
+    );
+  }
+
+  function proxyForm() {
+    const inputId = uid("proxy");
+    const input = h("input", { type: "text", id: inputId, class: "wide", autocomplete: "off", spellcheck: "false", placeholder: "smtp:name@domain" });
+    const button = h("button", { type: "submit", class: "btn" }, "Add");
+    const slot = slots.get("proxy");
+    return h(
+      "form",
+      {
+        class: "toolbar",
+        "aria-label": "Add a proxy address",
+        on: {
+          submit: (event) => {
+            event.preventDefault();
+            const address = input.value.trim();
+            if (!address) {
+              showError(slot, new Error("Type the address to add, e.g. smtp:name@contoso.com."));
+              return;
+            }
+            updateProfile(button, slot, { proxyAddresses: [...user.proxyAddresses, address] }, `Added ${address}`);
+          },
+        },
+      },
+      h("div", { class: "field" }, h("label", { for: inputId }, "Proxy address to add"), input),
+      button,
+      slot,
+    );
+  }
+
   function profilePanel() {
     const own = user.usageLocation;
     const facts = [
@@ -442,12 +525,12 @@ export function render(ctx) {
       h(
         "dd",
         null,
-        user.proxyAddresses.length === 0 ? h("span", { class: "muted" }, "None") : h("ul", { class: "plain" }, user.proxyAddresses.map((a) => h("li", null, h("code", null, a)))),
+        proxyList(),
       ),
     ];
     return panel({
       title: "Profile",
-      body: [h("div", { class: "panel-body" }, h("dl", { class: "props" }, facts)), ctx.canEdit && usageForm()],
+      body: [h("div", { class: "panel-body" }, h("dl", { class: "props" }, facts)), ctx.canEdit && usageForm(), ctx.canEdit && proxyForm()],
     });
   }
 
@@ -466,16 +549,7 @@ export function render(ctx) {
     });
     const slot = slots.get("usage");
     const save = h("button", { type: "submit", class: "btn" }, "Save");
-    const change = async (button, values, message) => {
-      const before = user;
-      const done = await act(button, slot, async () => {
-        await gql(UPDATE, { id, input: values });
-        return `${message}; the user's group licenses are processed again…`;
-      });
-      // A new location processes the user's group licenses again by itself (P5).
-      if (done) await follow(slot, before, `${message}, and processed again`);
-      else keepFocus(slot);
-    };
+    const change = (button, values, message) => updateProfile(button, slot, values, message);
     const clear =
       user.usageLocation &&
       h(
