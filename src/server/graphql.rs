@@ -71,14 +71,7 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
     }
     let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
         Ok(shape) => shape,
-        Err(refused) => {
-            return error(
-                media,
-                StatusCode::BAD_REQUEST,
-                refused.code,
-                &refused.message,
-            );
-        }
+        Err(refusal) => return refused(media, refusal),
     };
     if shape.mutation && role == Role::Reader {
         return error(
@@ -133,33 +126,17 @@ pub(super) async fn get(
     if let Some(name) = params.get("operationName") {
         request = request.operation_name(name.clone());
     }
-    if let Some(text) = params.get("variables") {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(value @ serde_json::Value::Object(_)) => {
-                request = request.variables(async_graphql::Variables::from_json(value));
-            }
-            Ok(serde_json::Value::Null) => {}
-            Ok(_) => return bad_input(media, "`variables` must be a JSON object"),
-            Err(e) => return bad_input(media, &format!("`variables` is not JSON: {e}")),
-        }
+    match json_object(&params, "variables") {
+        Ok(Some(value)) => request = request.variables(async_graphql::Variables::from_json(value)),
+        Ok(None) => {}
+        Err(message) => return bad_input(media, &message),
     }
-    if let Some(text) = params.get("extensions") {
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(serde_json::Value::Object(_) | serde_json::Value::Null) => {}
-            Ok(_) => return bad_input(media, "`extensions` must be a JSON object"),
-            Err(e) => return bad_input(media, &format!("`extensions` is not JSON: {e}")),
-        }
+    if let Err(message) = json_object(&params, "extensions") {
+        return bad_input(media, &message);
     }
     let shape = match api::limits::inspect(&request.query, request.operation_name.as_deref()) {
         Ok(shape) => shape,
-        Err(refused) => {
-            return error(
-                media,
-                StatusCode::BAD_REQUEST,
-                refused.code,
-                &refused.message,
-            );
-        }
+        Err(refusal) => return refused(media, refusal),
     };
     if shape.mutation {
         let mut response = error(
@@ -178,6 +155,32 @@ pub(super) async fn get(
         return json(media, StatusCode::OK, answer);
     }
     run(&state, media, request, shape, lookup).await
+}
+
+/// A URL parameter that holds a JSON object (or `null`, as good as absent).
+fn json_object(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(Some(value)),
+        Ok(serde_json::Value::Null) => Ok(None),
+        Ok(_) => Err(format!("`{name}` must be a JSON object")),
+        Err(e) => Err(format!("`{name}` is not JSON: {e}")),
+    }
+}
+
+/// A request the limits refused (`api::limits::inspect`), as the client's answer.
+fn refused(media: Media, refusal: api::limits::Refused) -> Response {
+    error(
+        media,
+        StatusCode::BAD_REQUEST,
+        refusal.code,
+        &refusal.message,
+    )
 }
 
 /// A POST body as GraphQL over HTTP defines it: a JSON object with a `query` string, and
