@@ -474,6 +474,40 @@ export function productInput(id) {
   return { input, list };
 }
 
+/**
+ * A form that takes a product's name and gives it to `save` (the mutation, whose answer is the
+ * sentence shown in `slot`); `after` redraws the view when it succeeded.
+ */
+export function productForm({ label, field, submit, slot, empty, save, after, note }) {
+  const inputId = uid("sku");
+  const { input, list } = productInput(inputId);
+  const button = h("button", { type: "submit", class: "btn btn-primary" }, submit);
+  return h(
+    "form",
+    {
+      class: "toolbar",
+      "aria-label": label,
+      on: {
+        submit: async (event) => {
+          event.preventDefault();
+          const sku = input.value.trim();
+          if (!sku) {
+            showError(slot, new Error(empty));
+            return;
+          }
+          const done = await act(button, slot, () => save(sku));
+          if (done) await after();
+          keepFocus(slot);
+        },
+      },
+    },
+    h("div", { class: "field" }, h("label", { for: inputId }, field), input, list),
+    button,
+    note,
+    slot,
+  );
+}
+
 /** A text input that suggests sign-in names as they are typed (at most 8, by prefix). */
 export function userInput(id) {
   const listId = uid("users");

@@ -25,7 +25,7 @@ import {
   planChecklist,
   planNames,
   productCell,
-  productInput,
+  productForm,
   progress,
   redraw,
   seatBar,
@@ -493,37 +493,19 @@ export function render(ctx) {
     }
 
     function addLicenseForm() {
-      const inputId = uid("sku");
-      const { input, list } = productInput(inputId);
-      const button = h("button", { type: "submit", class: "btn btn-primary" }, "Add to group");
-      const slot = slots.get("add-license");
-      return h(
-        "form",
-        {
-          class: "toolbar",
-          "aria-label": "Add a product to the group",
-          on: {
-            submit: async (event) => {
-              event.preventDefault();
-              const sku = input.value.trim();
-              if (!sku) {
-                showError(slot, new Error("Choose a product to add (its skuPartNumber, e.g. ENTERPRISEPACK)."));
-                return;
-              }
-              // Once the API previews license changes, the preview goes here, before the save.
-              const done = await act(button, slot, async () => {
-                await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
-                return `Added ${sku}. Every member gets it in the background.`;
-              });
-              if (done) await refresh();
-              keepFocus(slot);
-            },
-          },
+      return productForm({
+        label: "Add a product to the group",
+        field: "Product to add",
+        submit: "Add to group",
+        slot: slots.get("add-license"),
+        empty: "Choose a product to add (its skuPartNumber, e.g. ENTERPRISEPACK).",
+        // Once the API previews license changes, the preview goes here, before the save.
+        save: async (sku) => {
+          await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
+          return `Added ${sku}. Every member gets it in the background.`;
         },
-        h("div", { class: "field" }, h("label", { for: inputId }, "Product to add"), input, list),
-        button,
-        slot,
-      );
+        after: refresh,
+      });
     }
 
     function licenseItem(license) {

@@ -28,8 +28,8 @@ import {
   planChecklist,
   planNames,
   productCell,
+  productForm,
   productHref,
-  productInput,
   redraw,
   showError,
   showInfo,
@@ -357,37 +357,21 @@ export function render(ctx) {
   }
 
   function addDirectForm() {
-    const inputId = uid("sku");
-    const { input, list } = productInput(inputId);
-    const button = h("button", { type: "submit", class: "btn btn-primary" }, "Assign");
-    const slot = slots.get("add-direct");
-    return h(
-      "form",
-      {
-        class: "toolbar",
-        "aria-label": "Assign a license directly",
-        on: {
-          submit: async (event) => {
-            event.preventDefault();
-            const sku = input.value.trim();
-            if (!sku) {
-              showError(slot, new Error("Choose a product to assign (its skuPartNumber, e.g. STANDARDPACK)."));
-              return;
-            }
-            const done = await act(button, slot, async () => {
-              await gql(ASSIGN, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
-              return `Assigned ${sku} directly.`;
-            });
-            if (done) await load();
-            keepFocus(slot);
-          },
-        },
+    return productForm({
+      label: "Assign a license directly",
+      field: "Product to assign directly",
+      submit: "Assign",
+      slot: slots.get("add-direct"),
+      empty: "Choose a product to assign (its skuPartNumber, e.g. STANDARDPACK).",
+      save: async (sku) => {
+        await gql(ASSIGN, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
+        return `Assigned ${sku} directly.`;
       },
-      h("div", { class: "field" }, h("label", { for: inputId }, "Product to assign directly"), input, list),
-      button,
-      !user.usageLocation && h("p", { class: "form-note" }, "Direct licenses need the user's own usage location (set it under Profile)."),
-      slot,
-    );
+      after: load,
+      note:
+        !user.usageLocation &&
+        h("p", { class: "form-note" }, "Direct licenses need the user's own usage location (set it under Profile)."),
+    });
   }
 
   function directItem(s) {
