@@ -237,6 +237,28 @@ export function showError(slot, error) {
 }
 
 /**
+ * Asks for the one thing a detail view shows and returns the answer, or null once the view
+ * shows what went wrong instead: the server's failure, or `missing` when the answer has no
+ * `field` (an id or a name that names nothing). Null too when the view was left meanwhile.
+ */
+export async function loadOne(ctx, { query, variables, field, crumb, title, missing }) {
+  let data;
+  try {
+    data = await gql(query, variables);
+  } catch (error) {
+    if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [crumb], title }), failure(error));
+    return null;
+  }
+  if (!ctx.alive()) return null;
+  if (!data[field]) {
+    ctx.setTitle(missing.title);
+    replace(ctx.main, pageHeader({ crumbs: [crumb], title: missing.title }), emptyState(missing.text, missing.hint));
+    return null;
+  }
+  return data;
+}
+
+/**
  * Runs an action from `button`: the button is busy meanwhile; `work` resolves to the message
  * to show, or rejects with the server's error, shown in `slot`. Resolves to whether it worked.
  * A 401/403 is left to the token form.

@@ -18,6 +18,7 @@ import {
   emptyState,
   failure,
   keepFocus,
+  loadOne,
   loading,
   outOfSeats,
   pageHeader,
@@ -101,23 +102,15 @@ export function render(ctx) {
   replace(ctx.main, loading("Loading the group…"));
 
   async function loadGroup() {
-    let data;
-    try {
-      data = await gql(QUERY, { id });
-    } catch (error) {
-      if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [["Groups", "/groups"]], title: "Group" }), failure(error));
-      return false;
-    }
-    if (!ctx.alive()) return false;
-    if (!data.group) {
-      ctx.setTitle("Group not found");
-      replace(
-        ctx.main,
-        pageHeader({ crumbs: [["Groups", "/groups"]], title: "Group not found" }),
-        emptyState(`There is no group with id ${id}.`, "It may have been deleted."),
-      );
-      return false;
-    }
+    const data = await loadOne(ctx, {
+      query: QUERY,
+      variables: { id },
+      field: "group",
+      crumb: ["Groups", "/groups"],
+      title: "Group",
+      missing: { title: "Group not found", text: `There is no group with id ${id}.`, hint: "It may have been deleted." },
+    });
+    if (!data) return false;
     const first = state.group === null;
     const wasRunning = state.group && state.group.licenseProcessingState !== "COMPLETE";
     state.group = data.group;

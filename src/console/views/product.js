@@ -15,6 +15,7 @@ import {
   failure,
   groupLink,
   keepFocus,
+  loadOne,
   loading,
   outOfSeats,
   pageHeader,
@@ -60,23 +61,19 @@ export function render(ctx) {
   replace(ctx.main, loading("Loading the product…"));
 
   async function load() {
-    let data;
-    try {
-      data = await gql(QUERY, { sku });
-    } catch (error) {
-      if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [["Products", "/products"]], title: sku }), failure(error));
-      return false;
-    }
-    if (!ctx.alive()) return false;
-    if (!data.product) {
-      ctx.setTitle("Product not found");
-      replace(
-        ctx.main,
-        pageHeader({ crumbs: [["Products", "/products"]], title: "Product not found" }),
-        emptyState(`The rules in force have no product named ${sku}.`, "Names are case-sensitive, e.g. ENTERPRISEPACK."),
-      );
-      return false;
-    }
+    const data = await loadOne(ctx, {
+      query: QUERY,
+      variables: { sku },
+      field: "product",
+      crumb: ["Products", "/products"],
+      title: sku,
+      missing: {
+        title: "Product not found",
+        text: `The rules in force have no product named ${sku}.`,
+        hint: "Names are case-sensitive, e.g. ENTERPRISEPACK.",
+      },
+    });
+    if (!data) return false;
     product = data.product;
     draw();
     return true;

@@ -19,9 +19,9 @@ import {
   badge,
   confirmDialog,
   emptyState,
-  failure,
   groupLink,
   keepFocus,
+  loadOne,
   loading,
   pageHeader,
   panel,
@@ -97,19 +97,15 @@ export function render(ctx) {
   replace(ctx.main, loading("Loading the user…"));
 
   async function load() {
-    let data;
-    try {
-      data = await gql(QUERY, { id });
-    } catch (error) {
-      if (ctx.alive()) replace(ctx.main, pageHeader({ crumbs: [["Users", "/users"]], title: "User" }), failure(error));
-      return null;
-    }
-    if (!ctx.alive()) return null;
-    if (!data.user) {
-      ctx.setTitle("User not found");
-      replace(ctx.main, pageHeader({ crumbs: [["Users", "/users"]], title: "User not found" }), emptyState(`There is no user with id ${id}.`, "It may have been deleted."));
-      return null;
-    }
+    const data = await loadOne(ctx, {
+      query: QUERY,
+      variables: { id },
+      field: "user",
+      crumb: ["Users", "/users"],
+      title: "User",
+      missing: { title: "User not found", text: `There is no user with id ${id}.`, hint: "It may have been deleted." },
+    });
+    if (!data) return null;
     user = data.user;
     directory = data.directory;
     draw();
