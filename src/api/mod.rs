@@ -11,6 +11,7 @@ pub mod limits;
 mod loaders;
 mod mutation;
 pub mod order;
+mod preview;
 mod query;
 pub mod types;
 
@@ -45,6 +46,7 @@ pub struct AppState {
 pub fn schema(state: AppState) -> ApiSchema {
     builder()
         .data(state)
+        .data(preview::Previews::default())
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         // The parser's own guard; `limits::inspect` already refused deeper text.

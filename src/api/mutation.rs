@@ -6,6 +6,7 @@ use crate::rules::RuleTable;
 use crate::store::ops::{self, LicenseInput as StoreLicense, NewUser, UserUpdate};
 use crate::store::{StoreError, now};
 
+use super::preview::{DirectLicenseCleanup, cleanup_of};
 use super::types::{
     Directory, Group, LicenseErrorDetail, Product, RuleDiagnostic, RuleSet, ServicePlan, User,
     directory_of, state, table,
@@ -55,20 +56,20 @@ pub struct UpdateUserInput {
     pub proxy_addresses: Option<Vec<String>>,
 }
 
-fn licenses(input: Vec<LicenseInput>) -> Vec<StoreLicense> {
+pub(crate) fn licenses(input: Vec<LicenseInput>) -> Vec<StoreLicense> {
     input
         .into_iter()
         .map(|l| (l.sku_part_number, l.disabled_plans.unwrap_or_default()))
         .collect()
 }
 
-fn ids(list: &[ID], what: &str) -> Result<Vec<i64>> {
+pub(crate) fn ids(list: &[ID], what: &str) -> Result<Vec<i64>> {
     list.iter().map(|id| parse_id(id, what)).collect()
 }
 
 /// A failed mutation as a GraphQL error; license errors (D3, G1) carry their violations in
 /// `extensions.details`.
-async fn mutation_error(ctx: &Context<'_>, e: StoreError) -> async_graphql::Error {
+pub(crate) async fn mutation_error(ctx: &Context<'_>, e: StoreError) -> async_graphql::Error {
     let (error, group_set) = match &e {
         StoreError::Direct(DirectError::License(error)) => (error.clone(), false),
         StoreError::GroupLicense(GroupLicenseError::License(error)) => (error.clone(), true),
@@ -376,6 +377,25 @@ impl Mutation {
             ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
         })
         .await
+    }
+
+    /// M3: removes the listed users' direct licenses that their groups already cover, checked
+    /// again as it commits; the others are left as they are and returned with the reason.
+    async fn remove_redundant_direct_licenses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The users, 1 to 1,000.")] user_ids: Vec<ID>,
+        #[graphql(
+            desc = "Only the direct licenses of these products; omitted: every direct license of the users."
+        )]
+        sku_part_numbers: Option<Vec<String>>,
+    ) -> Result<DirectLicenseCleanup> {
+        let users = ids(&user_ids, "user")?;
+        let cleanup = write(ctx, move |tx, table, now| {
+            crate::store::redundant::remove(tx, table, &users, sku_part_numbers.as_deref(), now)
+        })
+        .await?;
+        cleanup_of(ctx, table(ctx)?, cleanup).await
     }
 
     /// Tries the group again once a cause is fixed (seats bought, rules changed): every member,

@@ -3,11 +3,14 @@ use async_graphql::{Context, ID, Object, Result};
 use crate::store::read;
 
 use super::loaders::{DirectoryKey, SeatsKey};
+use super::mutation::{LicenseInput, ids, licenses};
+use super::preview::{self, LicensePreview, RedundantLicenseConnection};
 use super::types::{
     Directory, Group, GroupConnection, GroupEdge, LicenseProcessingState, PageInfo, Product,
     RuleSet, ServicePlan, User, UserConnection, directory_of, loader, state, table,
 };
 use super::{api_error, bad_input, cursor, page_args, parse_id};
+use crate::store::preview::Change;
 
 pub struct Query;
 
@@ -197,6 +200,104 @@ impl Query {
             edges,
             total_count: i32::try_from(page.total).unwrap_or(i32::MAX),
         })
+    }
+
+    /// W: what `assignGroupLicense` with these arguments would do once processed, computed
+    /// without writing anything; refused as the mutation would be.
+    async fn preview_assign_group_license(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(desc = "As `assignGroupLicense`'s `addLicenses`.")] add_licenses: Vec<
+            LicenseInput,
+        >,
+        #[graphql(desc = "As `assignGroupLicense`'s `removeLicenses`.")] remove_licenses: Vec<
+            String,
+        >,
+    ) -> Result<LicensePreview> {
+        let change = Change::AssignGroupLicense {
+            group: parse_id(&group_id, "group")?,
+            add: licenses(add_licenses),
+            remove: remove_licenses,
+        };
+        preview::preview(ctx, change).await
+    }
+
+    /// W: what `addGroupMembers` with these arguments would do once processed, computed
+    /// without writing anything; refused as the mutation would be.
+    async fn preview_add_group_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(desc = "As `addGroupMembers`'s `userIds`, in join order.")] user_ids: Vec<ID>,
+    ) -> Result<LicensePreview> {
+        let change = Change::AddGroupMembers {
+            group: parse_id(&group_id, "group")?,
+            users: ids(&user_ids, "user")?,
+        };
+        preview::preview(ctx, change).await
+    }
+
+    /// W: what `removeGroupMembers` with these arguments would do once processed, computed
+    /// without writing anything; refused as the mutation would be.
+    async fn preview_remove_group_members(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+        #[graphql(desc = "As `removeGroupMembers`'s `userIds`.")] user_ids: Vec<ID>,
+    ) -> Result<LicensePreview> {
+        let change = Change::RemoveGroupMembers {
+            group: parse_id(&group_id, "group")?,
+            users: ids(&user_ids, "user")?,
+        };
+        preview::preview(ctx, change).await
+    }
+
+    /// W: what `assignLicense` with these arguments would do, computed without writing
+    /// anything; refused as the mutation would be (D1–D5).
+    async fn preview_assign_license(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The user's id.")] user_id: ID,
+        #[graphql(desc = "As `assignLicense`'s `addLicenses`.")] add_licenses: Vec<LicenseInput>,
+        #[graphql(desc = "As `assignLicense`'s `removeLicenses`.")] remove_licenses: Vec<String>,
+    ) -> Result<LicensePreview> {
+        let change = Change::AssignLicense {
+            user: parse_id(&user_id, "user")?,
+            add: licenses(add_licenses),
+            remove: remove_licenses,
+        };
+        preview::preview(ctx, change).await
+    }
+
+    /// W: what `reprocessGroup` would do, computed without writing anything.
+    async fn preview_reprocess_group(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The group's id.")] group_id: ID,
+    ) -> Result<LicensePreview> {
+        let change = Change::ReprocessGroup {
+            group: parse_id(&group_id, "group")?,
+        };
+        preview::preview(ctx, change).await
+    }
+
+    /// M2: the direct licenses that the users' groups already cover, by user id; removing them
+    /// changes nothing the users hold (`removeRedundantDirectLicenses`).
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
+    async fn redundant_direct_licenses(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to return: 100 when omitted, at most 1,000.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
+        after: Option<String>,
+        #[graphql(desc = "Only the direct licenses of this product.")] sku_part_number: Option<
+            String,
+        >,
+    ) -> Result<RedundantLicenseConnection> {
+        preview::redundant_page(ctx, first, after, sku_part_number).await
     }
 
     /// The rules in force: what they hold, their warnings, and the errors of the last reload.

@@ -430,6 +430,12 @@ pub struct LicenseAssignmentState {
     view: StateView,
 }
 
+impl LicenseAssignmentState {
+    pub(crate) fn new(product: ProductId, view: StateView) -> LicenseAssignmentState {
+        LicenseAssignmentState { product, view }
+    }
+}
+
 /// One assignment: the intent to license the user with one product from one source, direct or
 /// a group, and how it stands (Q4).
 #[Object]

@@ -20,6 +20,8 @@
 //!   group; [`Engine::process_batch`] for many users in join order (P1) against one seat counter;
 //!   [`Engine::process_user`] for all of a user's groups (P5, P6).
 //! - [`Engine::delete_user`] / [`delete_user`]: P7.
+//! - [`preview`]: W, the steps above run on loaded users to tell what a change would do;
+//!   [`redundant`]: M1, direct licenses that a user's groups already cover.
 //!
 //! Performance: the error-free path of processing allocates nothing. Plans are [`PlanSet`]s on the
 //! stack, disabled plans are shared ([`DisabledPlans`] clones a reference count), records are
@@ -30,7 +32,9 @@ mod checks;
 pub mod describe;
 mod direct;
 mod group;
+pub mod preview;
 mod process;
+pub mod redundant;
 mod seats;
 
 #[cfg(test)]
@@ -225,7 +229,7 @@ impl AssignmentState {
 }
 
 /// What the source currently wants.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Intent {
     /// License the user with the product, these plans disabled.
     Assign(DisabledPlans),
@@ -235,7 +239,7 @@ pub enum Intent {
 }
 
 /// One intent to license one user with one product from one source.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Assignment {
     pub product: ProductId,
     pub source: Source,
@@ -463,7 +467,7 @@ impl ErrorCode {
 
 /// One violation found by C1–C5 (or G1): GraphQL's `LicenseViolation` without its message
 /// (see [`describe`]).
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub enum Violation {
     /// C1: one of the user's proxy addresses is also another user's.
     DuplicateProxyAddress { address: String, other_user: UserId },
@@ -586,7 +590,7 @@ impl Violation {
 
 /// Why a step failed: every violation found, in check order (C1 … C5); the first one gives the
 /// error code. The store persists it by name (`store::codec`).
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct LicenseError {
     pub violations: Vec<Violation>,
 }

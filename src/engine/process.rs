@@ -449,6 +449,33 @@ impl super::Engine<'_> {
         summary
     }
 
+    /// One run of `group` over `users` (P1, P5): each user is first given what the group wants
+    /// of it (`licenses` for a member, a withdrawal for a former member), then processed as
+    /// [`Engine::process_batch`] does. Processing and previews (W1) both run this, so a preview
+    /// takes exactly the steps that processing will.
+    pub fn process_members<'u, I, F>(
+        &self,
+        group: GroupId,
+        licenses: &[super::LicenseSpec],
+        users: I,
+        seats: &mut SeatCounter,
+        each: F,
+    ) -> BatchSummary
+    where
+        I: IntoIterator<Item = (&'u mut UserLicenses, bool)>,
+        F: FnMut(&UserLicenses, &ProcessOutcome),
+    {
+        let users = users.into_iter().map(|(user, member)| {
+            if member {
+                super::set_group_intent(user, group, licenses);
+            } else {
+                super::withdraw_group(user, group);
+            }
+            user
+        });
+        self.process_batch(group, users, seats, each)
+    }
+
     /// P5 / P6 (`reprocessUser`): processes every group of the user, `groups` first in the
     /// order given (the order the user joined them), then every other group the user still has
     /// records from (former groups with a pending withdrawal), in record order.

@@ -9,8 +9,10 @@ pub mod codec;
 pub mod generate;
 pub mod holders;
 pub mod ops;
+pub mod preview;
 pub mod process;
 pub mod read;
+pub mod redundant;
 mod schema;
 pub mod sets;
 
@@ -247,6 +249,50 @@ impl Store {
         let result = f(&conn);
         self.readers.put(conn);
         result
+    }
+}
+
+impl Store {
+    /// Runs `f` on a read-only connection inside one read transaction, so that everything it
+    /// reads is one snapshot of the database, on a blocking thread: for reads that take long
+    /// (a preview of a big group), which would otherwise hold up the runtime's other tasks.
+    /// Returns the generation the snapshot belongs to, or `None` when a write committed while
+    /// it was being taken (its result is then right, but may be of either side of that write).
+    pub async fn snapshot<R, F>(&self, f: F) -> Result<(R, Option<u64>)>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let _permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let readers = self.readers.clone();
+        let generation = self.generation.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let conn = readers.take()?;
+            let before = generation.load(Ordering::Acquire);
+            let result = (|| {
+                conn.execute_batch("BEGIN")?;
+                // The snapshot starts at the first read: taken here, before the generation is
+                // compared again.
+                conn.query_row("SELECT count(*) FROM directory", [], |r| r.get::<_, i64>(0))?;
+                let same = generation.load(Ordering::Acquire) == before;
+                let value = f(&conn);
+                conn.execute_batch("COMMIT")?;
+                Ok((value?, same.then_some(before)))
+            })();
+            if result.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            readers.put(conn);
+            result
+        });
+        job.await
+            .map_err(|e| StoreError::Corrupt(format!("a snapshot read stopped: {e}")))?
     }
 }
 

@@ -49,7 +49,7 @@ fn text(field: &str, value: &str) -> Result<String> {
     Ok(trimmed.to_string())
 }
 
-fn list_size(what: &str, len: usize) -> Result<()> {
+pub(crate) fn list_size(what: &str, len: usize) -> Result<()> {
     if len > MAX_LIST {
         return Err(StoreError::BadInput(format!(
             "at most {MAX_LIST} {what} at once, got {len}"
@@ -450,7 +450,7 @@ pub fn delete_group(tx: &Transaction<'_>, id: i64) -> Result<()> {
     Ok(())
 }
 
-fn distinct_ids(what: &str, ids: &[i64]) -> Result<Vec<i64>> {
+pub(crate) fn distinct_ids(what: &str, ids: &[i64]) -> Result<Vec<i64>> {
     if ids.is_empty() {
         return Err(StoreError::BadInput(format!("the list of {what} is empty")));
     }
@@ -473,38 +473,72 @@ fn group_has_licenses(conn: &Connection, group: i64) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Who `addGroupMembers` would add: the users not yet members, in the order given (their join
+/// order, P1), each with whether it is queued for processing (P5). Refuses what the mutation
+/// refuses; previews (W3) ask the same.
+pub fn members_to_add(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<(i64, bool)>> {
+    require_group(conn, group)?;
+    let users = distinct_ids("users", users)?;
+    for user in &users {
+        require_user(conn, *user)?;
+    }
+    let licensed = group_has_licenses(conn, group)?;
+    let mut member =
+        conn.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
+    // A former member may come back with a withdrawal from the group still blocked (P3), even
+    // once the group has no license left: processing it again retries the withdrawal.
+    let mut rows =
+        conn.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        if !member.exists(params![group, user])? {
+            out.push((user, licensed || rows.exists(params![group, user])?));
+        }
+    }
+    Ok(out)
+}
+
+/// Who `removeGroupMembers` would remove: the users that are members, each with whether it has
+/// assignments from the group to withdraw (and so is queued, P3, P5).
+pub fn members_to_remove(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<(i64, bool)>> {
+    require_group(conn, group)?;
+    let users = distinct_ids("users", users)?;
+    for user in &users {
+        require_user(conn, *user)?;
+    }
+    let mut member =
+        conn.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut rows =
+        conn.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        if member.exists(params![group, user])? {
+            out.push((user, rows.exists(params![group, user])?));
+        }
+    }
+    Ok(out)
+}
+
 /// Adds users in the order given (their join order, P1) and queues their processing (P5).
 /// Users already members keep their place.
 pub fn add_group_members(tx: &Transaction<'_>, group: i64, users: &[i64], now: &str) -> Result<()> {
-    require_group(tx, group)?;
-    let users = distinct_ids("users", users)?;
-    for user in &users {
-        require_user(tx, *user)?;
-    }
-    let licensed = group_has_licenses(tx, group)?;
+    let joining = members_to_add(tx, group, users)?;
     let mut seq: i64 = tx.query_row("SELECT next_seq FROM groups WHERE id = ?1", [group], |r| {
         r.get(0)
     })?;
     let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO members (group_id, user_id, seq, joined_at) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    // A former member may come back with a withdrawal from the group still blocked (P3), even
-    // once the group has no license left: processing it again retries the withdrawal.
-    let mut rows =
-        tx.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
-    let mut added = 0i64;
-    for user in &users {
-        if insert.execute(params![group, user, seq, now])? == 1 {
-            seq += 1;
-            added += 1;
-            if licensed || rows.exists(params![group, user])? {
-                enqueue_member(tx, group, *user, now)?;
-            }
+    for (user, queued) in &joining {
+        insert.execute(params![group, user, seq, now])?;
+        seq += 1;
+        if *queued {
+            enqueue_member(tx, group, *user, now)?;
         }
     }
     tx.execute(
         "UPDATE groups SET next_seq = ?1, member_count = member_count + ?2 WHERE id = ?3",
-        params![seq, added, group],
+        params![seq, joining.len() as i64, group],
     )?;
     Ok(())
 }
@@ -516,27 +550,18 @@ pub fn remove_group_members(
     users: &[i64],
     now: &str,
 ) -> Result<()> {
-    require_group(tx, group)?;
-    let users = distinct_ids("users", users)?;
-    for user in &users {
-        require_user(tx, *user)?;
-    }
+    let leaving = members_to_remove(tx, group, users)?;
     let mut delete =
         tx.prepare_cached("DELETE FROM members WHERE group_id = ?1 AND user_id = ?2")?;
-    let mut rows =
-        tx.prepare_cached("SELECT 1 FROM assignment_sets WHERE group_id = ?1 AND user_id = ?2")?;
-    let mut removed = 0i64;
-    for user in &users {
-        if delete.execute(params![group, user])? == 1 {
-            removed += 1;
-            if rows.exists(params![group, user])? {
-                enqueue_member(tx, group, *user, now)?;
-            }
+    for (user, queued) in &leaving {
+        delete.execute(params![group, user])?;
+        if *queued {
+            enqueue_member(tx, group, *user, now)?;
         }
     }
     tx.execute(
         "UPDATE groups SET member_count = member_count - ?1 WHERE id = ?2",
-        params![removed, group],
+        params![leaving.len() as i64, group],
     )?;
     Ok(())
 }
@@ -579,6 +604,24 @@ fn check_license_lists(add: &[LicenseInput], remove: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// G1, G3: the group's license set now and as `assignGroupLicense` would make it, or the
+/// mutation's refusal; previews (W3) ask the same.
+pub fn group_license_change(
+    conn: &Connection,
+    table: &RuleTable,
+    group: i64,
+    add: &[LicenseInput],
+    remove: &[String],
+) -> Result<(Vec<LicenseSpec>, Vec<LicenseSpec>)> {
+    require_group(conn, group)?;
+    check_license_lists(add, remove)?;
+    let change = engine::resolve_change(table, add, remove)
+        .map_err(|e| StoreError::GroupLicense(e.into()))?;
+    let current = group_licenses(conn, table, group)?;
+    let new = engine::change_group_licenses(table, GroupId(group), &current, &change)?;
+    Ok((current, new))
+}
+
 /// G1–G3: validates the group's new license set, stores it and queues every member (G2).
 pub fn assign_group_license(
     tx: &Transaction<'_>,
@@ -588,12 +631,7 @@ pub fn assign_group_license(
     remove: &[String],
     now: &str,
 ) -> Result<()> {
-    require_group(tx, group)?;
-    check_license_lists(add, remove)?;
-    let change = engine::resolve_change(table, add, remove)
-        .map_err(|e| StoreError::GroupLicense(e.into()))?;
-    let current = group_licenses(tx, table, group)?;
-    let new = engine::change_group_licenses(table, GroupId(group), &current, &change)?;
+    let (current, new) = group_license_change(tx, table, group, add, remove)?;
     let old_times: HashMap<String, String> = tx
         .prepare_cached("SELECT sku, updated_at FROM group_licenses WHERE group_id = ?1")?
         .query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -635,6 +673,20 @@ pub fn reprocess_user(tx: &Transaction<'_>, user: i64, now: &str) -> Result<()> 
 
 // ---- Direct assignment (D1–D5) ----------------------------------------------------------------
 
+/// D1: the change `assignLicense` was asked for, with its names resolved, or the mutation's
+/// refusal; previews (W3) ask the same.
+pub fn direct_change(
+    conn: &Connection,
+    table: &RuleTable,
+    user: i64,
+    add: &[LicenseInput],
+    remove: &[String],
+) -> Result<engine::LicenseChange> {
+    require_user(conn, user)?;
+    check_license_lists(add, remove)?;
+    engine::resolve_change(table, add, remove).map_err(|e| StoreError::Direct(e.into()))
+}
+
 /// D1–D5: checked and applied at once; on error nothing changes.
 pub fn assign_license(
     tx: &Transaction<'_>,
@@ -644,10 +696,7 @@ pub fn assign_license(
     remove: &[String],
     now: &str,
 ) -> Result<()> {
-    require_user(tx, user)?;
-    check_license_lists(add, remove)?;
-    let change =
-        engine::resolve_change(table, add, remove).map_err(|e| StoreError::Direct(e.into()))?;
+    let change = direct_change(tx, table, user, add, remove)?;
     let default = default_usage_location(tx)?;
     let mut seats = load_seats(tx, table)?;
     let mut loaded = load_users(tx, table, &[user])?;

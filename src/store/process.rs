@@ -2,7 +2,7 @@
 //! the oldest queued work item, or the next chunk of it. A crash between steps loses nothing:
 //! the item and how far it got are stored (P8).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::engine::{self, Engine, GroupId, LicenseSpec};
 use crate::rules::RuleTable;
@@ -146,17 +146,7 @@ fn group_chunk(
     let licenses = group_licenses(tx, table, group)?;
     if !item.started {
         tx.execute("UPDATE work SET started = 1 WHERE id = ?1", [item.id])?;
-        let former: Vec<i64> = tx
-            .prepare_cached(
-                // A former member's pending withdrawal is either queued as its own work item
-                // or was blocked, and so is in error (P3): the error index finds them all.
-                "SELECT DISTINCT e.user_id FROM assignment_errors e
-                  WHERE e.group_id = ?1
-                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = e.user_id)
-                  ORDER BY e.user_id",
-            )?
-            .query_map([group], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+        let former = former_members(tx, group)?;
         if !former.is_empty() {
             tx.execute(
                 "UPDATE groups SET members_to_process = members_to_process + ?1 WHERE id = ?2",
@@ -169,14 +159,7 @@ fn group_chunk(
         // The run shows as IN_PROGRESS (P9) from here on, before its first chunk of members.
         return Ok(());
     }
-    let members: Vec<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT user_id, seq FROM members WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?
-        .query_map(params![group, item.after_seq, chunk as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+    let members = members_after(tx, group, item.after_seq, chunk)?;
     let Some(&(_, last_seq)) = members.last() else {
         return finish(tx, item, tally.step);
     };
@@ -193,6 +176,40 @@ fn group_chunk(
         )?;
         Ok(())
     }
+}
+
+/// The former members of `group` whose withdrawal is pending, by id: a run handles them first
+/// (P3, P6).
+pub fn former_members(conn: &Connection, group: i64) -> Result<Vec<i64>> {
+    Ok(conn
+        .prepare_cached(
+            // A former member's pending withdrawal is either queued as its own work item or was
+            // blocked, and so is in error (P3): the error index finds them all.
+            "SELECT DISTINCT e.user_id FROM assignment_errors e
+              WHERE e.group_id = ?1
+                AND NOT EXISTS (SELECT 1 FROM members m WHERE m.group_id = ?1 AND m.user_id = e.user_id)
+              ORDER BY e.user_id",
+        )?
+        .query_map([group], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// The next `chunk` members of `group` after join position `after_seq`, in join order (P1),
+/// with their positions.
+pub fn members_after(
+    conn: &Connection,
+    group: i64,
+    after_seq: i64,
+    chunk: usize,
+) -> Result<Vec<(i64, i64)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT user_id, seq FROM members WHERE group_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?
+        .query_map(params![group, after_seq, chunk as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?)
 }
 
 /// Whether the users handed to [`apply_group`] are known members (a chunk of the member list)
@@ -216,22 +233,19 @@ fn apply_group(
     let g = GroupId(group);
     let mut is_member =
         tx.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
-    for user in users.iter_mut() {
-        let member = match membership {
+    let mut members = Vec::with_capacity(users.len());
+    for user in users.iter() {
+        members.push(match membership {
             Membership::Known => true,
             Membership::Check => is_member.exists(params![group, user.licenses.id.0])?,
-        };
-        if member {
-            engine::set_group_intent(&mut user.licenses, g, licenses);
-        } else {
-            engine::withdraw_group(&mut user.licenses, g);
-        }
+        });
     }
     let mut changed = Vec::new();
     let mut index = 0;
-    let summary = engine.process_batch(
+    let summary = engine.process_members(
         g,
-        users.iter_mut().map(|u| &mut u.licenses),
+        licenses,
+        users.iter_mut().map(|u| &mut u.licenses).zip(members),
         tally.seats,
         |_, out| {
             if out.changed {

@@ -195,6 +195,12 @@ INSERT INTO assignment_errors (group_id, user_id, error_code)
 "#,
         Some(move_assignments),
     ),
+    // 6: the users with a direct license, in id order, for the redundant-license list (M2):
+    // only direct sets are indexed, so processing a group writes no entry here.
+    (
+        "CREATE INDEX direct_sets ON assignment_sets (user_id) WHERE group_id = 0;",
+        None,
+    ),
 ];
 
 /// Migration 5's move of each `assignments` row into its user's set for the source, and of
