@@ -18,6 +18,8 @@
 mod harness;
 #[path = "differential/model.rs"]
 mod model;
+#[path = "differential/preview.rs"]
+mod preview;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
@@ -1196,6 +1198,8 @@ struct Tally {
     refused: Cell<u64>,
     license_errors: Cell<u64>,
     states_compared: Cell<u64>,
+    /// Previews checked against what the operation then did (W4).
+    previews: Cell<u64>,
     /// operation → outcome (`ok` or the error code) → count
     answers: RefCell<BTreeMap<String, BTreeMap<String, u64>>>,
     /// (state, error) → count, over every state compared
@@ -1234,6 +1238,7 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
     let mut trace = String::new();
     let snapshot = snapshot_query();
     let mut names = 0u32;
+    let mut last_seen: Option<TenantView> = None;
     for (n, step) in steps.iter().enumerate() {
         // Generated operations pick among the users and groups that exist when they run.
         let op = match step {
@@ -1246,6 +1251,12 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
         names += 1;
         let name = format!("user{names}@contoso.com");
         let expected = model.apply(&op);
+        // W4: the preview asked now must say what committing and processing the operation does.
+        let before = match (&last_seen, preview::ask(&server, &op)) {
+            (_, None) => None,
+            (Some(view), Some(p)) => Some((view.clone(), p)),
+            (None, Some(p)) => Some((server_view(&server.ok(&snapshot, json!({}))), p)),
+        };
         let raw = play(&server, &op, &name);
         server.wait_idle();
         let _ = writeln!(trace, "  {n:>2}. {op:?} -> {expected:?}");
@@ -1274,6 +1285,14 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
             .entry(outcome)
             .or_default() += 1;
         let seen = server_view(&server.ok(&snapshot, json!({})));
+        if let Some((view, p)) = &before {
+            preview::check(p, &op, &answer, view, &seen).map_err(|problem| {
+                TestCaseError::fail(format!(
+                    "step {n}, {op:?}: the preview differs from what happened:\n{problem}\noperations:\n{trace}"
+                ))
+            })?;
+            tally.previews.set(tally.previews.get() + 1);
+        }
         let expected_view = model_view(&model, &seen);
         if expected_view != seen {
             return Err(TestCaseError::fail(format!(
@@ -1281,6 +1300,7 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
                 differences(&expected_view, &seen)
             )));
         }
+        last_seen = Some(seen.clone());
         tally.steps.set(tally.steps.get() + 1);
         let states: usize = seen.users.values().map(|u| u.states.len()).sum();
         for st in seen.users.values().flat_map(|u| u.states.values()) {
@@ -1341,12 +1361,13 @@ fn the_server_follows_the_reference_model_step_by_step() {
     let strategy = (setup(), prop::collection::vec(gen_op(), 1..=max_ops.max(1)));
     let result = runner.run(&strategy, |(setup, ops)| run_case(&setup, &ops, &tally));
     eprintln!(
-        "differential: {} cases, {} steps compared ({} refused, {} with license errors), {} assignment states compared, {:.1} s",
+        "differential: {} cases, {} steps compared ({} refused, {} with license errors), {} assignment states compared, {} previews checked, {:.1} s",
         tally.cases.get(),
         tally.steps.get(),
         tally.refused.get(),
         tally.license_errors.get(),
         tally.states_compared.get(),
+        tally.previews.get(),
         start.elapsed().as_secs_f64()
     );
     eprint!("{}", tally.summary());

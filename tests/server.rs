@@ -25,6 +25,8 @@ mod http;
 mod lifecycle;
 #[path = "server/operations.rs"]
 mod operations;
+#[path = "server/previews.rs"]
+mod previews;
 #[path = "server/rng.rs"]
 mod rng;
 #[path = "server/scenarios.rs"]

@@ -76,9 +76,22 @@ pub struct SeatChange {
     pub short: u32,
 }
 
-/// What a user's assignments from the source are before a step, to tell its outcome after.
+/// How a user stands before a step, to tell its outcome after (W5).
 pub struct Before {
     records: Vec<Assignment>,
+    held: Held,
+}
+
+/// The products a user holds, each with its enabled plans (L1, L2).
+type Held = Vec<(ProductId, crate::rules::PlanSet)>;
+
+fn held(table: &RuleTable, user: &UserLicenses) -> Held {
+    let mut out: Held = user
+        .held_products()
+        .map(|p| (p, user.enabled_plans_of(table, p)))
+        .collect();
+    out.sort_unstable_by_key(|(p, _)| p.index());
+    out
 }
 
 /// The result of a preview, built step by step and then [`Preview::finish`]ed.
@@ -117,15 +130,22 @@ impl Preview {
     }
 
     /// Remembers how `user` stands before a step.
-    pub fn before(&self, user: &UserLicenses) -> Before {
+    pub fn before(&self, table: &RuleTable, user: &UserLicenses) -> Before {
         Before {
             records: user.assignments_from(self.source).cloned().collect(),
+            held: held(table, user),
         }
     }
 
     /// Records how `user` stands after a step. `out` is the processing outcome, for group
     /// steps.
-    pub fn record(&mut self, before: Before, user: &UserLicenses, out: Option<&ProcessOutcome>) {
+    pub fn record(
+        &mut self,
+        table: &RuleTable,
+        before: Before,
+        user: &UserLicenses,
+        out: Option<&ProcessOutcome>,
+    ) {
         let after: Vec<Assignment> = user.assignments_from(self.source).cloned().collect();
         let error = after.iter().find_map(Assignment::error_code);
         let unchanged = before.records.len() == after.len()
@@ -133,7 +153,8 @@ impl Preview {
                 .records
                 .iter()
                 .zip(&after)
-                .all(|(b, a)| same_standing(b, a));
+                .all(|(b, a)| same_standing(b, a))
+            && before.held == held(table, user);
         let outcome = if unchanged {
             Outcome::Unchanged
         } else if out.is_some_and(|o| o.withdrawals_blocked > 0) {
@@ -269,13 +290,11 @@ impl Preview {
     }
 }
 
-/// Whether an assignment stands as it did: applied alike, same state, same error. The intent is
-/// left out: the store keeps none for groups (processing derives it from the membership).
+/// Whether an assignment stands as it did: same state, same error (W5; what the user holds is
+/// compared on its own). The intent is left out: the store keeps none for groups, processing
+/// derives it from the membership.
 fn same_standing(before: &Assignment, after: &Assignment) -> bool {
-    before.product == after.product
-        && before.applied == after.applied
-        && before.state == after.state
-        && before.error == after.error
+    before.product == after.product && before.state == after.state && before.error == after.error
 }
 
 impl Engine<'_> {
@@ -292,12 +311,15 @@ impl Engine<'_> {
         I: IntoIterator<Item = (&'u mut UserLicenses, bool)>,
     {
         let users: Vec<(&mut UserLicenses, bool)> = users.into_iter().collect();
-        let mut before: Vec<Option<Before>> =
-            users.iter().map(|(u, _)| Some(preview.before(u))).collect();
+        let table = self.table;
+        let mut before: Vec<Option<Before>> = users
+            .iter()
+            .map(|(u, _)| Some(preview.before(table, u)))
+            .collect();
         let mut i = 0;
         self.process_members(group, licenses, users, seats, |user, out| {
             if let Some(b) = before.get_mut(i).and_then(Option::take) {
-                preview.record(b, user, Some(out));
+                preview.record(table, b, user, Some(out));
             }
             i += 1;
         });
@@ -311,9 +333,9 @@ impl Engine<'_> {
         change: &LicenseChange,
         seats: &mut SeatCounter,
     ) -> Result<(), DirectError> {
-        let before = preview.before(user);
+        let before = preview.before(self.table, user);
         self.assign_direct(user, change, seats)?;
-        preview.record(before, user, None);
+        preview.record(self.table, before, user, None);
         Ok(())
     }
 }

@@ -102,6 +102,7 @@ const ASSIGN_GROUP: &str = "mutation($g: ID!, $add: [LicenseInput!]!, $remove: [
 const REPROCESS_GROUP: &str = "mutation($g: ID!) { reprocessGroup(groupId: $g) { id } }";
 const REPROCESS_USER: &str = "mutation($u: ID!) { reprocessUser(userId: $u) { id } }";
 const RELOAD: &str = "mutation { reloadRules { planCount } }";
+const REMOVE_REDUNDANT: &str = "mutation($u: [ID!]!, $s: [String!]) { removeRedundantDirectLicenses(userIds: $u, skuPartNumbers: $s) { removed { user { id } } skipped { reason } } }";
 
 const BAD: &str = "BAD_USER_INPUT";
 const NF: &str = "NOT_FOUND";
@@ -926,6 +927,62 @@ fn rows(t: &Tenant) -> Vec<Row> {
         );
     }
 
+    // ---- removeRedundantDirectLicenses (M3) ------------------------------------------------------
+    let cleanup = |users: Value, skus: Value| json!({ "u": users, "s": skus });
+    for (what, users, code) in [
+        ("unknown user", json!([missing]), NF),
+        (
+            "an unknown user after a good one",
+            json!([t.ann, missing]),
+            NF,
+        ),
+        ("an empty list", json!([]), BAD),
+        (
+            "distinct ids over the list limit",
+            json!(distinct_many),
+            BAD,
+        ),
+        ("a null in the list", json!([t.ann, null]), BAD),
+    ] {
+        row(
+            "removeRedundantDirectLicenses",
+            "userIds",
+            what.into(),
+            REMOVE_REDUNDANT,
+            cleanup(users, Value::Null),
+            code,
+        );
+    }
+    for id in malformed_ids() {
+        row(
+            "removeRedundantDirectLicenses",
+            "userIds",
+            format!("malformed user id {:.20?}", id),
+            REMOVE_REDUNDANT,
+            cleanup(json!([id]), Value::Null),
+            BAD,
+        );
+    }
+    for (what, skus) in [
+        ("unknown product", json!(["NO_SUCH_SKU"])),
+        (
+            "an unknown product after a good one",
+            json!([E1, "NO_SUCH_SKU"]),
+        ),
+        ("an empty list", json!([])),
+        ("over the list limit", json!(vec![E1; MAX_LIST + 1])),
+        ("a null in the list", json!([E1, null])),
+    ] {
+        row(
+            "removeRedundantDirectLicenses",
+            "skuPartNumbers",
+            what.into(),
+            REMOVE_REDUNDANT,
+            cleanup(json!([t.ann]), skus),
+            BAD,
+        );
+    }
+
     // ---- reloadRules: no arguments; an argument it does not take --------------------------------
     row(
         "reloadRules",
@@ -1182,6 +1239,7 @@ fn every_mutation_refuses_invalid_arguments_with_its_code_and_changes_nothing() 
     );
     s.ok(REPROCESS_GROUP, json!({ "g": t.sales }));
     s.ok(REPROCESS_USER, json!({ "u": t.bob }));
+    s.ok(REMOVE_REDUNDANT, json!({ "u": [t.ann], "s": [E1] }));
     s.ok(DELETE_USER, json!({ "u": new }));
     let g = s.ok(CREATE_GROUP, json!({ "n": "n".repeat(MAX_TEXT) }));
     s.ok(DELETE_GROUP, json!({ "g": g["createGroup"]["id"] }));
