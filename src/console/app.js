@@ -13,14 +13,15 @@ import * as groups from "./views/groups.js";
 import * as overview from "./views/overview.js";
 import * as product from "./views/product.js";
 import * as products from "./views/products.js";
+import * as redundant from "./views/redundant.js";
 import * as rules from "./views/rules.js";
 import * as signin from "./views/signin.js";
 import * as user from "./views/user.js";
 import * as users from "./views/users.js";
 
 // The server answers the shell at these same paths (src/server/console.rs, VIEW_ROUTES).
-// Activity (/activity) joins them once the API has the history; alerts and previews go in the
-// views they belong to (Overview, Group) when the API has them.
+// Activity (/activity) joins them once the API has the history; alerts go on the Overview when
+// the API has them.
 const ROUTES = [
   { pattern: /^\/$/, view: overview, nav: "/" },
   { pattern: /^\/groups$/, view: groups, nav: "/groups" },
@@ -29,6 +30,7 @@ const ROUTES = [
   { pattern: /^\/users\/([^/]+)$/, view: user, nav: "/users" },
   { pattern: /^\/products$/, view: products, nav: "/products" },
   { pattern: /^\/products\/([^/]+)$/, view: product, nav: "/products" },
+  { pattern: /^\/redundant-licenses$/, view: redundant, nav: "/redundant-licenses" },
   { pattern: /^\/rules$/, view: rules, nav: "/rules" },
 ];
 

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 pub const ASSETS_PATH: &str = "/console";
 
 /// The URLs of the views, which all answer the shell (the page's `app.js` has the same list).
-pub const VIEW_ROUTES: [&str; 8] = [
+pub const VIEW_ROUTES: [&str; 9] = [
     "/",
     "/groups",
     "/groups/{id}",
@@ -35,6 +35,7 @@ pub const VIEW_ROUTES: [&str; 8] = [
     "/users/{id}",
     "/products",
     "/products/{sku}",
+    "/redundant-licenses",
     "/rules",
 ];
 
@@ -68,6 +69,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("dom.js", JS),
     file!("ui.js", JS),
     file!("labels.js", JS),
+    file!("preview.js", JS),
     file!("views/overview.js", JS),
     file!("views/groups.js", JS),
     file!("views/group.js", JS),
@@ -75,6 +77,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("views/user.js", JS),
     file!("views/products.js", JS),
     file!("views/product.js", JS),
+    file!("views/redundant.js", JS),
     file!("views/rules.js", JS),
     file!("views/signin.js", JS),
 ];

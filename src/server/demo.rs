@@ -271,5 +271,9 @@ fn stage_two(tx: &Transaction<'_>, table: &RuleTable) -> Result<()> {
         |r| r.get(0),
     )?;
     ops::remove_group_members(tx, e3_full, &[ivy], &now)?;
+    // M: lee also has E3 directly, which Sales already gives her in full: the direct license
+    // is redundant (`redundantDirectLicenses`). No seat moves: she held E3 already.
+    let lee = id("lee")?;
+    ops::assign_license(tx, table, lee, &[license("ENTERPRISEPACK", &[])], &[], &now)?;
     Ok(())
 }

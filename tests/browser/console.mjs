@@ -14,8 +14,9 @@
 //           Reprocess, which finds the demo's E3 seats all taken → the product, one seat more →
 //           back → Reprocess → no error left, on the page (the Rust test checks the API)
 //   edit    the other actions, each with its answer beside it: members added and removed
-//           (with the confirmation dialog, cancelled then confirmed), a product added and its
-//           refusal shown, plans off on a group, seats set, a usage location that clears an
+//           (each previewed first, cancelled then confirmed), a product added and its refusal
+//           shown in the preview, plans off on a group, seats set, a group's Reprocess previewed,
+//           a redundant direct license removed, a usage location that clears an
 //           error, a duplicate proxy address removed, a group's Reprocess followed to its end, a rules reload refused with its
 //           file, line and column (CONSOLE_RULES_DIR: a copy of the rules it may edit), then
 //           mended; then paging past the first page (CONSOLE_PAGING_GROUP names a group of more
@@ -422,21 +423,40 @@ async function edit() {
   await page.getByLabel("Add a member by sign-in name").fill("nobody@contoso.com");
   await page.getByRole("button", { name: "Add member" }).click();
   await notice("No user has the sign-in name nobody@contoso.com.");
+  // Adding previews first (licensing.md W): Adele would be licensed; cancelled, nothing changes.
   await page.getByLabel("Add a member by sign-in name").fill("ADELE@contoso.com");
   await page.getByRole("button", { name: "Add member" }).click();
+  let dialog = page.getByRole("dialog");
+  await dialog.locator(".preview-sentence").waitFor();
+  check((await dialog.innerText()).includes("Add Adele to Teams?"), "adding previews first, naming the user and the group");
+  const said = await dialog.locator(".preview-sentence").innerText();
+  check(/^1 user will (be licensed|fail)/.test(said), `the preview says what would happen: “${said}”`);
+  await dialog.getByRole("button", { name: /See the/ }).click();
+  await dialog.locator(".preview-users tbody tr").first().waitFor();
+  check((await dialog.locator(".preview-users tbody tr").innerText()).includes("Adele"), "the preview lists Adele with how she would stand");
+  await axe("the preview dialog");
+  await shot("preview-add-member");
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await shows("1–1 of 1 members", "Cancel adds nothing");
+  await page.getByRole("button", { name: "Add member" }).click();
+  await page.getByRole("dialog").locator(".preview-sentence").waitFor();
+  await page.getByRole("dialog").getByRole("button", { name: "Add member" }).click();
   await notice("Added Adele (adele@contoso.com).");
   await shows("1–2 of 2 members");
   await shot("members-added");
   await page.getByRole("button", { name: "Remove Adele" }).click();
-  const dialog = page.getByRole("dialog");
-  await dialog.waitFor();
-  check((await dialog.innerText()).includes("Adele (adele@contoso.com) leaves Teams"), "removing asks first, naming the user and the group");
+  dialog = page.getByRole("dialog");
+  await dialog.locator(".preview-sentence").waitFor();
+  check((await dialog.innerText()).includes("Remove Adele from Teams?"), "removing asks first, naming the user and the group");
+  check((await dialog.locator(".preview-sentence").innerText()).startsWith("1 user will"), "and says what removing would do");
   await axe("the confirmation dialog");
   await shot("confirm");
   await dialog.getByRole("button", { name: "Cancel" }).click();
   await dialog.waitFor({ state: "detached" });
   await shows("1–2 of 2 members", "Cancel removes nothing");
   await page.getByRole("button", { name: "Remove Adele" }).click();
+  await page.getByRole("dialog").locator(".preview-sentence").waitFor();
   await page.getByRole("dialog").getByRole("button", { name: "Remove member" }).click();
   await notice("Removed Adele from Teams.");
   await shows("1–1 of 1 members");
@@ -444,20 +464,32 @@ async function edit() {
   // Licenses: a refused product shows the server's code and message where it was added.
   await go("/groups/2?tab=licenses");
   await shows("Mobile devices");
+  // The preview is refused as the mutation would be: the server's code and message, and no way
+  // to confirm.
   await page.getByLabel("Product to add").fill("WORKPLACE_ANALYTICS");
   await page.getByRole("button", { name: "Add to group" }).click();
-  await notice("DEPENDENCY_VIOLATION", "a refused product shows the server's code");
-  await shows("requires Exchange Online (Plan 1) or Exchange Online (Plan 2) to be enabled as well.", "and its message");
+  dialog = page.getByRole("dialog");
+  await dialog.locator(".notice-error").waitFor();
+  const refusal = await dialog.innerText();
+  check(refusal.includes("DEPENDENCY_VIOLATION"), "a refused product shows the server's code in the preview");
+  check(refusal.includes("requires Exchange Online (Plan 1) or Exchange Online (Plan 2) to be enabled as well."), "and its message");
+  check(await dialog.getByRole("button", { name: "Add to group" }).isDisabled(), "a refused change cannot be confirmed");
+  await axe("a refused preview");
   await shot("license-refused");
+  await dialog.getByRole("button", { name: "Close" }).click();
   await page.getByLabel("Product to add").fill("NOT_A_PRODUCT");
   await page.getByRole("button", { name: "Add to group" }).click();
-  await notice("BAD_USER_INPUT");
+  await page.getByRole("dialog").locator(".notice-error").waitFor();
+  check((await page.getByRole("dialog").innerText()).includes("BAD_USER_INPUT"), "an unknown product is refused in the preview");
+  await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
   // Plans off on the group's product.
   const item = page.locator(".license-item", { hasText: "EMS" });
   await item.locator("summary").click();
   const firstPlan = item.locator("input[type=checkbox]:checked").first();
   await firstPlan.uncheck();
   await item.getByRole("button", { name: "Save plans" }).click();
+  await page.getByRole("dialog").locator(".preview-sentence").waitFor();
+  await page.getByRole("dialog").getByRole("button", { name: "Save plans" }).click();
   await notice("Saved EMS: 1 plan off.");
   await shows("plans on, 1 off", "the group's license shows the plan off");
 
@@ -465,8 +497,11 @@ async function edit() {
   await go("/groups/1?tab=licenses");
   await page.getByLabel("Product to add").fill("WORKPLACE_ANALYTICS");
   await page.getByRole("button", { name: "Add to group" }).click();
+  await page.getByRole("dialog").locator(".preview-sentence").waitFor();
+  await page.getByRole("dialog").getByRole("button", { name: "Add to group" }).click();
   await notice("Added WORKPLACE_ANALYTICS.");
   await page.locator(".license-item", { hasText: "WORKPLACE_ANALYTICS" }).getByRole("button", { name: "Remove from group" }).click();
+  await page.getByRole("dialog").locator(".preview-sentence").waitFor();
   await page.getByRole("dialog").getByRole("button", { name: "Remove product" }).click();
   await notice("Removed WORKPLACE_ANALYTICS from All staff.");
 
@@ -489,6 +524,12 @@ async function edit() {
   await go("/groups/4");
   await shows("1 user is in an error state");
   await page.getByRole("button", { name: "Reprocess" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.locator(".preview-sentence").waitFor();
+  const reprocess = await dialog.locator(".preview-sentence").innerText();
+  check(reprocess === "1 user will be licensed, 2 will stay as they are.", `the reprocess preview finds the third member licensed now: “${reprocess}”`);
+  await shot("preview-reprocess");
+  await dialog.getByRole("button", { name: "Reprocess" }).click();
   await notice("Reprocessing 3 members: each is tried again in the background.");
   await shows("All licenses assigned", "the page follows the run to its end, without a reload");
   await lacks("1 user is in an error state");
@@ -525,6 +566,20 @@ async function edit() {
   await page.locator("#direct-WORKPLACE_ANALYTICS").getByRole("button", { name: "Remove" }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Remove license" }).click();
   await notice("Removed the direct WORKPLACE_ANALYTICS.");
+
+  // Redundant direct licenses (licensing.md M): Lee's direct E3 is covered by Sales.
+  await page.locator("nav.nav").getByRole("link", { name: "Redundant licenses" }).click();
+  await settled();
+  await shows("1 direct license is covered by groups");
+  const covered = page.locator("main table tbody tr", { hasText: "Lee" });
+  check((await covered.innerText()).includes("Sales"), "Lee's direct E3 is listed as covered by Sales");
+  await axe("the redundant direct licenses");
+  await shot("redundant");
+  await covered.getByRole("checkbox").check();
+  await page.getByRole("button", { name: "Remove 1 selected license" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Remove", exact: true }).click();
+  await notice("Removed 1 direct license.");
+  await shows("No direct license is covered by a group.");
 
   // Rules: a reload that does not compile is refused and says where; mended, it loads.
   const rulesDir = process.env.CONSOLE_RULES_DIR;

@@ -7,6 +7,7 @@
 // Every list is paged with the API's cursors: a group of a million members is never loaded whole.
 
 import { gql } from "../api.js";
+import { previewDialog } from "../preview.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
 import {
@@ -14,7 +15,6 @@ import {
   Slots,
   act,
   badge,
-  confirmDialog,
   emptyState,
   failure,
   keepFocus,
@@ -147,6 +147,15 @@ export function render(ctx) {
       button.addEventListener("click", async () => {
         const slot = slots.get("reprocess");
         const done = await act(button, slot, async () => {
+          const sure = await previewDialog({
+            title: `Reprocess ${g.displayName}?`,
+            call: "previewReprocessGroup(groupId: $id)",
+            params: "$id: ID!",
+            variables: { id },
+            source: id,
+            confirm: "Reprocess",
+          });
+          if (!sure) return null;
           await gql(`mutation ConsoleReprocessGroup($id: ID!) { reprocessGroup(groupId: $id) { id licenseProcessingState } }`, { id });
           return `Reprocessing ${plural(g.memberCount, "member")}: each is tried again in the background.`;
         });
@@ -379,16 +388,28 @@ export function render(ctx) {
                 showError(slot, new Error("Type the sign-in name of the user to add."));
                 return;
               }
+              let added = false;
               const done = await act(button, slot, async () => {
                 const found = await gql(`query ConsoleFindUser($upn: String!) { user(userPrincipalName: $upn) { id displayName userPrincipalName } }`, { upn: name });
                 if (!found.user) throw new Error(`No user has the sign-in name ${name}.`);
+                const sure = await previewDialog({
+                  title: `Add ${found.user.displayName} to ${state.group.displayName}?`,
+                  call: "previewAddGroupMembers(groupId: $id, userIds: $users)",
+                  params: "$id: ID!, $users: [ID!]!",
+                  variables: { id, users: [found.user.id] },
+                  source: id,
+                  confirm: "Add member",
+                });
+                if (!sure) return null;
+                added = true;
                 await gql(`mutation ConsoleAddMembers($id: ID!, $users: [ID!]!) { addGroupMembers(groupId: $id, userIds: $users) { id memberCount } }`, {
                   id,
                   users: [found.user.id],
                 });
                 return `Added ${found.user.displayName} (${found.user.userPrincipalName}). Their licenses from this group are processed in the background.`;
               });
-              if (done) {
+              // Cancelled at the preview: the name stays, to try again.
+              if (done && added) {
                 input.value = "";
                 await refresh();
               }
@@ -407,10 +428,14 @@ export function render(ctx) {
 
     async function remove(user, button) {
       const g = state.group;
-      const sure = await confirmDialog({
-        title: "Remove this member?",
-        message: `${user.displayName} (${user.userPrincipalName}) leaves ${g.displayName}. The licenses they have from this group are withdrawn in the background.`,
+      const sure = await previewDialog({
+        title: `Remove ${user.displayName} from ${g.displayName}?`,
+        call: "previewRemoveGroupMembers(groupId: $id, userIds: $users)",
+        params: "$id: ID!, $users: [ID!]!",
+        variables: { id, users: [user.id] },
+        source: id,
         confirm: "Remove member",
+        danger: true,
       });
       if (!sure) return;
       const done = await act(button, listSlot, async () => {
@@ -485,6 +510,18 @@ export function render(ctx) {
       redraw(el, parts);
     }
 
+    function previewLicenseChange(title, add, remove, confirm, danger = false) {
+      return previewDialog({
+        title,
+        call: "previewAssignGroupLicense(groupId: $id, addLicenses: $add, removeLicenses: $remove)",
+        params: "$id: ID!, $add: [LicenseInput!]!, $remove: [String!]!",
+        variables: { id, add, remove },
+        source: id,
+        confirm,
+        danger,
+      });
+    }
+
     function addLicenseForm() {
       return productForm({
         label: "Add a product to the group",
@@ -492,9 +529,10 @@ export function render(ctx) {
         submit: "Add to group",
         slot: slots.get("add-license"),
         empty: "Choose a product to add (its skuPartNumber, e.g. ENTERPRISEPACK).",
-        // Once the API previews license changes, the preview goes here, before the save.
         save: async (sku) => {
-          await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: sku, disabledPlans: [] }], remove: [] });
+          const add = [{ skuPartNumber: sku, disabledPlans: [] }];
+          if (!(await previewLicenseChange(`Add ${sku} to ${state.group.displayName}?`, add, [], "Add to group"))) return null;
+          await gql(GROUP_LICENSE, { id, add, remove: [] });
           return `Added ${sku}. Every member gets it in the background.`;
         },
         after: refresh,
@@ -520,7 +558,9 @@ export function render(ctx) {
         save.addEventListener("click", async () => {
           const disabledPlans = plans.disabledNames();
           const done = await act(save, slot, async () => {
-            await gql(GROUP_LICENSE, { id, add: [{ skuPartNumber: product.skuPartNumber, disabledPlans }], remove: [] });
+            const add = [{ skuPartNumber: product.skuPartNumber, disabledPlans }];
+            if (!(await previewLicenseChange(`Save the plans of ${product.skuPartNumber}?`, add, [], "Save plans"))) return null;
+            await gql(GROUP_LICENSE, { id, add, remove: [] });
             return `Saved ${product.skuPartNumber}: ${disabledPlans.length === 0 ? "every plan on" : `${plural(disabledPlans.length, "plan")} off`}. Every member is processed again.`;
           });
           if (done) await refresh();
@@ -528,11 +568,13 @@ export function render(ctx) {
         });
         const remove = h("button", { type: "button", class: "btn btn-small btn-danger" }, "Remove from group");
         remove.addEventListener("click", async () => {
-          const sure = await confirmDialog({
-            title: "Remove this product from the group?",
-            message: `${product.displayName} (${product.skuPartNumber}) is withdrawn from the ${plural(g.memberCount, "member")} of ${g.displayName} who have it from this group.`,
-            confirm: "Remove product",
-          });
+          const sure = await previewLicenseChange(
+            `Remove ${product.skuPartNumber} from ${g.displayName}?`,
+            [],
+            [product.skuPartNumber],
+            "Remove product",
+            true,
+          );
           if (!sure) return;
           const done = await act(remove, slots.get("add-license"), async () => {
             await gql(GROUP_LICENSE, { id, add: [], remove: [product.skuPartNumber] });
