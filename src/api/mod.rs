@@ -47,6 +47,7 @@ pub fn schema(state: AppState) -> ApiSchema {
     builder()
         .data(state)
         .data(preview::Previews::default())
+        .data(preview::RedundantCounts::default())
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         // The parser's own guard; `limits::inspect` already refused deeper text.

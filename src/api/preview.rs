@@ -489,12 +489,59 @@ impl RedundantLicenseConnection {
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
         let table = table(ctx)?.clone();
         let product = self.product;
-        let (n, _) = state(ctx)?
+        let st = state(ctx)?;
+        let counts = ctx.data::<RedundantCounts>()?;
+        if let Some(n) = counts.get(&table, product, st.store.generation()) {
+            return Ok(count(n));
+        }
+        let for_read = table.clone();
+        let (n, generation) = st
             .store
-            .snapshot(move |c| redundant::count(c, &table, product))
+            .snapshot(move |c| redundant::count(c, &for_read, product))
             .await
             .map_err(super::api_error)?;
+        if let Some(generation) = generation {
+            counts.put(table, product, generation, n);
+        }
         Ok(count(n))
+    }
+}
+
+/// The last counts of redundant direct licenses, per product filter, while nothing was written:
+/// a count reads every user with a direct license, and every page of the list shows it.
+#[derive(Default)]
+pub struct RedundantCounts {
+    kept: Mutex<Vec<KeptCount>>,
+}
+
+/// A count, with the rules, product filter and generation it was counted under.
+type KeptCount = (Arc<RuleTable>, Option<ProductId>, u64, i64);
+
+/// Product filters whose count is kept at once.
+const KEPT_COUNTS: usize = 16;
+
+impl RedundantCounts {
+    fn get(
+        &self,
+        table: &Arc<RuleTable>,
+        product: Option<ProductId>,
+        generation: u64,
+    ) -> Option<i64> {
+        let kept = self.kept.lock().ok()?;
+        kept.iter()
+            .find(|(t, p, g, _)| Arc::ptr_eq(t, table) && *p == product && *g == generation)
+            .map(|(_, _, _, n)| *n)
+    }
+
+    fn put(&self, table: Arc<RuleTable>, product: Option<ProductId>, generation: u64, n: i64) {
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        kept.retain(|(_, p, g, _)| *g >= generation && *p != product);
+        kept.push((table, product, generation, n));
+        if kept.len() > KEPT_COUNTS {
+            kept.remove(0);
+        }
     }
 }
 

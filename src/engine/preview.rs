@@ -76,22 +76,53 @@ pub struct SeatChange {
     pub short: u32,
 }
 
-/// How a user stands before a step, to tell its outcome after (W5).
+/// How a user stands before a step, to tell its outcome after (W5): the assignments from the
+/// source. A step changes no other assignment, so what the user held before is known from them
+/// and the user afterwards (see [`held_alike`]).
 pub struct Before {
     records: Vec<Assignment>,
-    held: Held,
 }
 
-/// The products a user holds, each with its enabled plans (L1, L2).
-type Held = Vec<(ProductId, crate::rules::PlanSet)>;
+/// Whether the user holds the same products with the same enabled plans (L1, L2) as before the
+/// step, `before` being its assignments from `source` then: only those products can differ.
+fn held_alike(
+    table: &RuleTable,
+    user: &UserLicenses,
+    source: Source,
+    before: &[Assignment],
+) -> bool {
+    let mut touched = before
+        .iter()
+        .chain(user.assignments_from(source))
+        .map(|a| a.product);
+    touched.all(|p| {
+        standing(table, user, source, p, before.iter())
+            == standing(table, user, source, p, user.assignments_from(source))
+    })
+}
 
-fn held(table: &RuleTable, user: &UserLicenses) -> Held {
-    let mut out: Held = user
-        .held_products()
-        .map(|p| (p, user.enabled_plans_of(table, p)))
-        .collect();
-    out.sort_unstable_by_key(|(p, _)| p.index());
-    out
+/// Whether `user` holds `p`, and with which plans, were its assignments from `source` those of
+/// `from`.
+fn standing<'a>(
+    table: &RuleTable,
+    user: &'a UserLicenses,
+    source: Source,
+    p: ProductId,
+    from: impl Iterator<Item = &'a Assignment>,
+) -> (bool, crate::rules::PlanSet) {
+    let others = user
+        .assignments
+        .iter()
+        .filter(|a| a.source != source)
+        .chain(from)
+        .filter(|a| a.product == p);
+    let mut held = false;
+    let mut plans = crate::rules::PlanSet::EMPTY;
+    for a in others {
+        held |= a.is_applied();
+        plans |= a.applied_plans(table);
+    }
+    (held, plans)
 }
 
 /// The result of a preview, built step by step and then [`Preview::finish`]ed.
@@ -105,6 +136,8 @@ pub struct Preview {
     short: HashMap<ProductId, u32>,
     outcomes: [u32; 5],
     errors: HashMap<ErrorCode, u32>,
+    /// The list the last user recorded ended with.
+    last: Option<u32>,
     finished: bool,
 }
 
@@ -121,6 +154,7 @@ impl Preview {
             short: HashMap::new(),
             outcomes: [0; 5],
             errors: HashMap::new(),
+            last: None,
             finished: false,
         }
     }
@@ -130,10 +164,9 @@ impl Preview {
     }
 
     /// Remembers how `user` stands before a step.
-    pub fn before(&self, table: &RuleTable, user: &UserLicenses) -> Before {
+    pub fn before(&self, user: &UserLicenses) -> Before {
         Before {
             records: user.assignments_from(self.source).cloned().collect(),
-            held: held(table, user),
         }
     }
 
@@ -146,20 +179,21 @@ impl Preview {
         user: &UserLicenses,
         out: Option<&ProcessOutcome>,
     ) {
-        let after: Vec<Assignment> = user.assignments_from(self.source).cloned().collect();
-        let error = after.iter().find_map(Assignment::error_code);
-        let unchanged = before.records.len() == after.len()
+        let source = self.source;
+        let after = || user.assignments_from(source);
+        let error = after().find_map(Assignment::error_code);
+        let unchanged = before.records.len() == after().count()
             && before
                 .records
                 .iter()
-                .zip(&after)
+                .zip(after())
                 .all(|(b, a)| same_standing(b, a))
-            && before.held == held(table, user);
+            && held_alike(table, user, source, &before.records);
         let outcome = if unchanged {
             Outcome::Unchanged
         } else if out.is_some_and(|o| o.withdrawals_blocked > 0) {
             Outcome::Blocked
-        } else if after.is_empty() {
+        } else if after().next().is_none() {
             Outcome::Removed
         } else if error.is_some() {
             Outcome::Error
@@ -170,26 +204,42 @@ impl Preview {
         if let Some(code) = error {
             *self.errors.entry(code).or_default() += 1;
         }
-        let mut short: Vec<ProductId> = Vec::new();
-        for a in &after {
-            for v in a.error.iter().flat_map(|e| &e.violations) {
-                if let Violation::NoSeat { products } = v {
-                    short.extend(products.iter().copied());
+        if error.is_some() {
+            let mut short: Vec<ProductId> = Vec::new();
+            for a in after() {
+                for v in a.error.iter().flat_map(|e| &e.violations) {
+                    if let Violation::NoSeat { products } = v {
+                        short.extend(products.iter().copied());
+                    }
                 }
             }
+            short.sort_unstable();
+            short.dedup();
+            for p in short {
+                *self.short.entry(p).or_default() += 1;
+            }
         }
-        short.sort_unstable();
-        short.dedup();
-        for p in short {
-            *self.short.entry(p).or_default() += 1;
-        }
-        let next = u32::try_from(self.lists.len()).unwrap_or(u32::MAX);
-        let after = match self.index.get(&after) {
-            Some(i) => *i,
+        // Users next to each other mostly end alike (a big group licensed the same way): the
+        // last list is tried before the index, which would hash the whole list.
+        let after = match self.last.filter(|i| {
+            self.lists
+                .get(*i as usize)
+                .is_some_and(|l| l.iter().eq(after()))
+        }) {
+            Some(i) => i,
             None => {
-                self.index.insert(after.clone(), next);
-                self.lists.push(after);
-                next
+                let list: Vec<Assignment> = after().cloned().collect();
+                let next = u32::try_from(self.lists.len()).unwrap_or(u32::MAX);
+                let i = match self.index.get(&list) {
+                    Some(i) => *i,
+                    None => {
+                        self.index.insert(list.clone(), next);
+                        self.lists.push(list);
+                        next
+                    }
+                };
+                self.last = Some(i);
+                i
             }
         };
         self.entries.push(PreviewEntry {
@@ -312,10 +362,8 @@ impl Engine<'_> {
     {
         let users: Vec<(&mut UserLicenses, bool)> = users.into_iter().collect();
         let table = self.table;
-        let mut before: Vec<Option<Before>> = users
-            .iter()
-            .map(|(u, _)| Some(preview.before(table, u)))
-            .collect();
+        let mut before: Vec<Option<Before>> =
+            users.iter().map(|(u, _)| Some(preview.before(u))).collect();
         let mut i = 0;
         self.process_members(group, licenses, users, seats, |user, out| {
             if let Some(b) = before.get_mut(i).and_then(Option::take) {
@@ -333,7 +381,7 @@ impl Engine<'_> {
         change: &LicenseChange,
         seats: &mut SeatCounter,
     ) -> Result<(), DirectError> {
-        let before = preview.before(self.table, user);
+        let before = preview.before(user);
         self.assign_direct(user, change, seats)?;
         preview.record(self.table, before, user, None);
         Ok(())

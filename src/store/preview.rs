@@ -8,10 +8,10 @@
 use rusqlite::Connection;
 
 use crate::engine::preview::Preview;
-use crate::engine::{Engine, GroupId, LicenseSpec, Source};
+use crate::engine::{Engine, GroupId, LicenseSpec, SeatCounter, Source};
 use crate::rules::RuleTable;
 
-use super::ops::{self, LicenseInput, default_usage_location, load_seats, load_users};
+use super::ops::{self, LicenseInput, LoadedUser, default_usage_location, load_seats, load_users};
 use super::process::{former_members, members_after};
 use super::{Result, StoreError};
 
@@ -113,30 +113,30 @@ fn group_run(
     engine: &Engine<'_>,
     group: i64,
     licenses: &[LicenseSpec],
-    seats: &mut crate::engine::SeatCounter,
+    seats: &mut SeatCounter,
 ) -> Result<Preview> {
     let g = GroupId(group);
     let mut preview = Preview::new(Source::Group(g), seats);
-    for ids in former_members(conn, group)?.chunks(CHUNK) {
-        let mut users = load_users(conn, engine.table, ids)?;
-        let users = users.iter_mut().map(|u| (&mut u.licenses, false));
-        engine.preview_members(&mut preview, g, licenses, users, seats);
-    }
+    let former = former_members(conn, group)?;
+    let mut former_chunks = former.chunks(CHUNK);
     let mut after = 0;
-    loop {
+    let mut members_done = false;
+    pipeline(engine, g, licenses, &mut preview, seats, || {
+        if let Some(ids) = former_chunks.next() {
+            return Ok(Some((load_users(conn, engine.table, ids)?, false)));
+        }
+        if members_done {
+            return Ok(None);
+        }
         let members = members_after(conn, group, after, CHUNK)?;
         let Some(&(_, last)) = members.last() else {
-            break;
+            return Ok(None);
         };
         after = last;
+        members_done = members.len() < CHUNK;
         let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
-        let mut users = load_users(conn, engine.table, &ids)?;
-        let users = users.iter_mut().map(|u| (&mut u.licenses, true));
-        engine.preview_members(&mut preview, g, licenses, users, seats);
-        if members.len() < CHUNK {
-            break;
-        }
-    }
+        Ok(Some((load_users(conn, engine.table, &ids)?, true)))
+    })?;
     preview.finish(seats);
     Ok(preview)
 }
@@ -150,15 +150,63 @@ fn member_items(
     licenses: &[LicenseSpec],
     users: &[i64],
     member: bool,
-    seats: &mut crate::engine::SeatCounter,
+    seats: &mut SeatCounter,
 ) -> Result<Preview> {
     let g = GroupId(group);
     let mut preview = Preview::new(Source::Group(g), seats);
-    for ids in users.chunks(CHUNK) {
-        let mut loaded = load_users(conn, engine.table, ids)?;
-        let loaded = loaded.iter_mut().map(|u| (&mut u.licenses, member));
-        engine.preview_members(&mut preview, g, licenses, loaded, seats);
-    }
+    let mut chunks = users.chunks(CHUNK);
+    pipeline(engine, g, licenses, &mut preview, seats, || {
+        chunks
+            .next()
+            .map(|ids| Ok((load_users(conn, engine.table, ids)?, member)))
+            .transpose()
+    })?;
     preview.finish(seats);
     Ok(preview)
+}
+
+/// Runs the engine's preview steps on the chunks `next` loads, in order, on a thread of its
+/// own: the next chunk is read from the snapshot while the engine works on this one (reading is
+/// most of a preview's time, and the two take about the same). `next` gives each chunk with
+/// whether its users are members.
+fn pipeline(
+    engine: &Engine<'_>,
+    group: GroupId,
+    licenses: &[LicenseSpec],
+    preview: &mut Preview,
+    seats: &mut SeatCounter,
+    mut next: impl FnMut() -> Result<Option<(Vec<LoadedUser>, bool)>>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel::<(Vec<LoadedUser>, bool)>(1);
+        let worker = std::thread::Builder::new()
+            .name("preview".into())
+            .spawn_scoped(scope, move || {
+                for (mut users, member) in receive {
+                    let users = users.iter_mut().map(|u| (&mut u.licenses, member));
+                    engine.preview_members(preview, group, licenses, users, seats);
+                }
+            })
+            .map_err(|e| StoreError::Corrupt(format!("cannot start a preview thread: {e}")))?;
+        let mut result = Ok(());
+        loop {
+            match next() {
+                Ok(Some(chunk)) => {
+                    if send.send(chunk).is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        drop(send);
+        worker
+            .join()
+            .map_err(|_| StoreError::Corrupt("a preview thread stopped".into()))?;
+        result
+    })
 }
