@@ -1349,3 +1349,106 @@ fn error_code_all_lists_every_code_once() {
         assert_eq!(position(*code), i);
     }
 }
+
+// ---- W: previews; M: redundant direct licenses ------------------------------------------------
+
+#[test]
+fn w1_w5_a_preview_takes_processings_steps_and_tells_each_outcome() {
+    let mut f = Fx::new();
+    f.seats.set_prepaid(f.p("ENTERPRISEPACK"), 1);
+    let engine = Engine::new(&f.table, f.default);
+    let set = vec![f.spec("ENTERPRISEPACK", &[])];
+    let mut users: Vec<UserLicenses> = (1..=3).map(|id| f.user(id)).collect();
+    // User 3 already has what the group gives: a reprocess leaves it as it is.
+    set_group_intent(&mut users[2], G, &set);
+    engine.process_group(&mut users[2], G, &mut f.seats);
+    let mut seats = f.seats.clone();
+    let mut preview = preview::Preview::new(Source::Group(G), &seats);
+    let order = users.iter_mut().rev().map(|u| (u, true));
+    engine.preview_members(&mut preview, G, &set, order, &mut seats);
+    preview.finish(&seats);
+    let outcomes: Vec<(i64, preview::Outcome, Option<ErrorCode>)> = preview
+        .entries()
+        .iter()
+        .map(|e| (e.user.0, e.outcome, e.error))
+        .collect();
+    use preview::Outcome::{Error as Failed, Unchanged};
+    assert_eq!(
+        outcomes,
+        [
+            (1, Failed, Some(ErrorCode::CountViolation)),
+            (2, Failed, Some(ErrorCode::CountViolation)),
+            (3, Unchanged, None),
+        ]
+    );
+    // The two failing users share one list of assignments afterwards.
+    let [a, b, _] = preview.entries() else {
+        panic!("three entries");
+    };
+    assert!(std::ptr::eq(preview.after(a), preview.after(b)));
+    let seat = preview.seat_changes(&f.table);
+    assert_eq!(seat.len(), 1);
+    assert_eq!(
+        (seat[0].consumed, seat[0].consumed_after, seat[0].short),
+        (1, 1, 2)
+    );
+    assert_eq!(preview.error_counts(), [(ErrorCode::CountViolation, 2)]);
+}
+
+#[test]
+fn w5_a_withdrawal_blocked_by_a_prerequisite_is_blocked_then_removed() {
+    let mut f = Fx::new();
+    let mut ann = f.user(1);
+    f.join(&mut ann, G, &[("ENTERPRISEPACK", &[])]);
+    f.direct(&mut ann, &[("WORKPLACE_ANALYTICS", &[])]);
+    let tell = |f: &Fx, mut user: UserLicenses| {
+        let engine = Engine::new(&f.table, f.default);
+        let mut seats = f.seats.clone();
+        let mut preview = preview::Preview::new(Source::Group(G), &seats);
+        engine.preview_members(&mut preview, G, &[], [(&mut user, false)], &mut seats);
+        preview.finish(&seats);
+        preview.entries()[0].outcome
+    };
+    assert_eq!(tell(&f, ann.clone()), preview::Outcome::Blocked);
+    let change = f.remove(&["WORKPLACE_ANALYTICS"]);
+    f.assign(&mut ann, &change).unwrap();
+    assert_eq!(tell(&f, ann), preview::Outcome::Removed);
+}
+
+#[test]
+fn m1_a_direct_license_covered_by_active_group_assignments_together() {
+    let mut f = Fx::new();
+    let e3 = f.p("ENTERPRISEPACK");
+    let mut ann = f.user(1);
+    f.direct(&mut ann, &[("ENTERPRISEPACK", &[])]);
+    assert_eq!(
+        redundant::covering_groups(&f.table, &ann, e3),
+        Err(redundant::NotRedundant::NoGroup)
+    );
+    f.join(&mut ann, G, &[("ENTERPRISEPACK", &["TEAMS1"])]);
+    assert_eq!(
+        redundant::covering_groups(&f.table, &ann, e3),
+        Err(redundant::NotRedundant::PlansNotCovered {
+            groups: vec![G],
+            missing: vec![f.pl("TEAMS1")],
+        })
+    );
+    // Teams from a second group: the two together cover the direct license.
+    f.join(
+        &mut ann,
+        H,
+        &[("ENTERPRISEPACK", &["SHAREPOINTENTERPRISE"])],
+    );
+    assert_eq!(
+        redundant::covering_groups(&f.table, &ann, e3),
+        Ok(vec![G, H])
+    );
+    assert_eq!(
+        redundant::redundant_direct(&f.table, &ann),
+        [(e3, vec![G, H])]
+    );
+    assert_eq!(
+        redundant::covering_groups(&f.table, &ann, f.p("EMS")),
+        Err(redundant::NotRedundant::NotDirect)
+    );
+}
