@@ -10,6 +10,7 @@ pub mod generate;
 pub mod holders;
 pub mod ops;
 pub mod process;
+pub mod provision;
 pub mod read;
 mod schema;
 pub mod sets;
@@ -33,6 +34,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     BadInput(String),
+    /// A name that must be unique is taken (SCIM's `uniqueness`; GraphQL reports it as bad input).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Direct(#[from] DirectError),
     #[error(transparent)]
@@ -54,7 +58,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::NotFound(_) => "NOT_FOUND",
-            StoreError::BadInput(_) => "BAD_USER_INPUT",
+            StoreError::BadInput(_) | StoreError::Conflict(_) => "BAD_USER_INPUT",
             StoreError::Direct(e) => e.api_code(),
             StoreError::GroupLicense(e) => e.api_code(),
             StoreError::GroupHasLicenses(_) => "GROUP_HAS_LICENSES",

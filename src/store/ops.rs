@@ -31,7 +31,7 @@ pub fn parse_country(code: &str) -> Result<Country> {
     })
 }
 
-fn text(field: &str, value: &str) -> Result<String> {
+pub(super) fn text(field: &str, value: &str) -> Result<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(StoreError::BadInput(format!("{field} must not be empty")));
@@ -239,6 +239,12 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
             "userPrincipalName `{upn}` is not of the form name@domain"
         )));
     }
+    insert_user(tx, upn, user)
+}
+
+/// The rest of [`create_user`], for a sign-in name already checked by the caller's rule (SCIM's
+/// `userName` is any text: `store::provision`).
+pub(super) fn insert_user(tx: &Transaction<'_>, upn: String, user: &NewUser) -> Result<i64> {
     let display_name = text("displayName", &user.display_name)?;
     let location = user
         .usage_location
@@ -254,7 +260,7 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
         )
         .optional()?;
     if taken.is_some() {
-        return Err(StoreError::BadInput(format!(
+        return Err(StoreError::Conflict(format!(
             "userPrincipalName `{upn}` is already taken (compared without regard to case)"
         )));
     }
