@@ -82,6 +82,19 @@ pub fn schemas(base: &str) -> Vec<Value> {
     );
     user_name["required"] = json!(true);
     user_name["uniqueness"] = json!("server");
+    // Every user has both: a request without them gets the userName and true.
+    let mut display_name = attribute(
+        "displayName",
+        "string",
+        "The user's name for people; when not given, name.formatted, else the userName",
+    );
+    display_name["required"] = json!(true);
+    let mut active = attribute(
+        "active",
+        "boolean",
+        "Whether the account is enabled (accountEnabled), true when not given; a disabled account keeps its licenses",
+    );
+    active["required"] = json!(true);
     let mut external = attribute("externalId", "string", "The provisioning directory's id");
     external["caseExact"] = json!(true);
     let email_value = attribute("value", "string", "The address");
@@ -124,11 +137,13 @@ pub fn schemas(base: &str) -> Vec<Value> {
     usage_location["caseExact"] = json!(true);
     let mut member_value = attribute("value", "string", "The member's user id");
     member_value["mutability"] = json!("immutable");
-    let mut member_display = attribute("display", "string", "The member's display name");
-    member_display["mutability"] = json!("readOnly");
+    let mut member_ref = attribute("$ref", "reference", "The member's URI");
+    member_ref["mutability"] = json!("immutable");
+    member_ref["referenceTypes"] = json!(["User"]);
+    member_ref["caseExact"] = json!(true);
     let mut members = attribute("members", "complex", "The group's members (users)");
     members["multiValued"] = json!(true);
-    members["subAttributes"] = json!([member_value, member_display]);
+    members["subAttributes"] = json!([member_value, member_ref]);
     let mut group_name = attribute(
         "displayName",
         "string",
@@ -153,12 +168,8 @@ pub fn schemas(base: &str) -> Vec<Value> {
             "A user of the directory",
             vec![
                 user_name,
-                attribute("displayName", "string", "The user's name for people"),
-                attribute(
-                    "active",
-                    "boolean",
-                    "Whether the account is enabled (accountEnabled); a disabled account keeps its licenses",
-                ),
+                display_name,
+                active,
                 external.clone(),
                 emails,
                 addresses,

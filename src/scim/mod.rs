@@ -38,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 use rusqlite::Transaction;
 use serde_json::{Value, json};
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::api::AppState;
 use crate::rules::RuleTable;
@@ -179,8 +180,10 @@ pub fn router(state: ScimState) -> Router {
             ),
         )
         .route("/scim/v2/Bulk", route(post(bulk)))
+        .route("/scim/v2/.search", route(post(search_everything)))
         .route("/scim/v2", any(no_such_endpoint))
         .route("/scim/v2/{*rest}", any(no_such_endpoint))
+        .layer(RequestBodyLimitLayer::new(crate::server::BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), access))
         .with_state(state)
 }
@@ -205,6 +208,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/Groups/{id}"),
     ("DELETE", "/Groups/{id}"),
     ("POST", "/Bulk"),
+    ("POST", "/.search"),
 ];
 
 /// The token's role decides: provisioning and admin tokens everything, reader tokens `GET`.
@@ -233,7 +237,25 @@ async fn access(State(state): State<ScimState>, request: Request, next: Next) ->
             )
             .into_response()
         }
-        Ok(_) => next.run(request).await,
+        Ok(_) => {
+            let response = next.run(request).await;
+            // The body limit answers before any handler, in plain text.
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+                && response.headers().get(header::CONTENT_TYPE)
+                    != Some(&HeaderValue::from_static(error::SCIM_JSON))
+            {
+                return ScimError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    None,
+                    format!(
+                        "the body is larger than {} bytes",
+                        crate::server::BODY_LIMIT
+                    ),
+                )
+                .into_response();
+            }
+            response
+        }
     }
 }
 
@@ -254,6 +276,14 @@ async fn bulk() -> ScimError {
         StatusCode::NOT_IMPLEMENTED,
         None,
         "bulk operations are not supported (ServiceProviderConfig: bulk.supported false)".into(),
+    )
+}
+
+async fn search_everything() -> ScimError {
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "searching every resource type at once is not supported: GET /Users or /Groups with a filter".into(),
     )
 }
 

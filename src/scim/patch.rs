@@ -93,8 +93,15 @@ fn expand(op: &Operation) -> Result<Vec<Operation>, ScimError> {
         let object = as_object(&op.value, "the value of an operation without a path")?;
         let mut out = Vec::new();
         for (key, value) in object {
+            // Some clients repeat the resource's `schemas` in the value: not an attribute.
+            if key.eq_ignore_ascii_case("schemas") {
+                continue;
+            }
             if key.eq_ignore_ascii_case(EXTENSION_SCHEMA) {
                 for (inner, v) in as_object(value, EXTENSION_SCHEMA)? {
+                    if inner.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     out.push(Operation {
                         kind: op.kind,
                         path: Some(filter::parse_path(&format!("{EXTENSION_SCHEMA}:{inner}"))?),
@@ -239,6 +246,8 @@ fn emails(doc: &mut UserDoc, op: &Operation, path: &PatchPath) -> Result<(), Sci
     let selected: Vec<usize> = match &path.filter {
         None => (0..doc.emails.len()).collect(),
         Some(f) => {
+            // An unsupported filter is refused even when there is no email to try it on.
+            f.selects(&Value::Null)?;
             let mut out = Vec::new();
             for (i, e) in doc.emails.iter().enumerate() {
                 if f.selects(&e.json())? {

@@ -285,8 +285,8 @@ pub fn member_id(value: &Value) -> Result<i64, ScimError> {
     let object = as_object(value, "a member")?;
     let id = field(object, "value")
         .ok_or_else(|| ScimError::invalid_value("a member without `value`".into()))?;
-    user_id(&string(id, "members.value")?)
-        .ok_or_else(|| ScimError::invalid_value(format!("no user with id `{id}`")))
+    let id = string(id, "members.value")?;
+    user_id(&id).ok_or_else(|| ScimError::invalid_value(format!("no user with id `{id}`")))
 }
 
 /// An id as the server writes it (digits, no sign or leading zero), or `None`.
@@ -338,9 +338,7 @@ pub fn group_json(group: &GroupRecord, base: &str, with_members: bool) -> Value 
             group
                 .members
                 .iter()
-                .map(|(id, name)| {
-                    json!({ "value": id.to_string(), "display": name, "$ref": format!("{base}/Users/{id}"), "type": "User" })
-                })
+                .map(|id| json!({ "value": id.to_string(), "$ref": format!("{base}/Users/{id}") }))
                 .collect(),
         );
     }

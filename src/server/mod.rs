@@ -268,8 +268,9 @@ pub fn router(
         .merge(graphiql::router())
         .merge(console::router())
         .merge(pages::router())
-        .merge(crate::scim::router(scim))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // SCIM limits its bodies itself, to refuse them in its error schema.
+        .merge(crate::scim::router(scim));
     // The guard runs first, so a refused origin never reaches CORS or a route; CORS then
     // answers the listed origins' preflights.
     if let Some(cors) = guard.cors() {

@@ -103,8 +103,8 @@ pub struct GroupRecord {
     pub id: i64,
     pub display_name: String,
     pub external_id: Option<String>,
-    /// `(user id, display name)` in join order; read only when asked for.
-    pub members: Vec<(i64, String)>,
+    /// The members' user ids in join order; read only when asked for.
+    pub members: Vec<i64>,
 }
 
 /// `GET /Groups`, as [`users_page`]; members are read only when `with_members`.
@@ -136,7 +136,7 @@ pub fn group(conn: &Connection, id: i64, with_members: bool) -> Result<GroupReco
     };
     let mut members = Vec::new();
     if with_members {
-        members = member_list(conn, id)?;
+        members = member_ids(conn, id)?;
     }
     Ok(GroupRecord {
         id,
@@ -144,15 +144,6 @@ pub fn group(conn: &Connection, id: i64, with_members: bool) -> Result<GroupReco
         external_id,
         members,
     })
-}
-
-fn member_list(conn: &Connection, group: i64) -> Result<Vec<(i64, String)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.user_id, u.display_name FROM members m JOIN users u ON u.id = m.user_id
-          WHERE m.group_id = ?1 ORDER BY m.seq",
-    )?;
-    let rows = stmt.query_map([group], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// The ids of a group's members, in join order.
