@@ -168,6 +168,13 @@ export function groupLink(group) {
 export function userLink(user) {
   return h("a", { href: userHref(user.id) }, user.displayName || user.userPrincipalName);
 }
+/** A disabled account's mark (`accountEnabled: false`, SCIM's `active`); null for an enabled one. */
+export function disabledBadge(user, text = "Disabled") {
+  if (user.accountEnabled !== false) return null;
+  const mark = badge("muted", text);
+  mark.title = "The account is disabled: it keeps its licenses, and licensing goes on as usual";
+  return mark;
+}
 /** A product's name linked, with its `skuPartNumber` under it. */
 export function productCell(product) {
   return [h("a", { href: productHref(product.skuPartNumber) }, product.displayName), h("span", { class: "sub mono" }, product.skuPartNumber)];
