@@ -26,6 +26,48 @@ struct FilterParser;
 
 /// Longest filter or path accepted: a lookup is a short text.
 pub const MAX_FILTER: usize = 4096;
+/// Deepest nesting of parentheses and brackets accepted: the parser and the tree are recursive,
+/// and a client must not be able to exhaust a thread's stack.
+pub const MAX_NESTING: usize = 16;
+
+/// The deepest nesting of `(` and `[` outside strings.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '(' | '[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The length and nesting limits, checked before the parser runs.
+fn within_limits(text: &str, what: &str) -> Result<(), String> {
+    if text.len() > MAX_FILTER {
+        return Err(format!("the {what} is longer than {MAX_FILTER} bytes"));
+    }
+    if nesting(text) > MAX_NESTING {
+        return Err(format!(
+            "the {what} nests parentheses or brackets deeper than {MAX_NESTING}"
+        ));
+    }
+    Ok(())
+}
 
 /// `[urn:…:]name[.sub]`, names as written (compared without regard to case).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,11 +119,7 @@ fn syntax_message(e: &pest::error::Error<Rule>) -> String {
 
 /// Parses a `filter` parameter.
 pub fn parse_filter(text: &str) -> Result<Filter, ScimError> {
-    if text.len() > MAX_FILTER {
-        return Err(ScimError::invalid_filter(format!(
-            "the filter is longer than {MAX_FILTER} bytes"
-        )));
-    }
+    within_limits(text, "filter").map_err(ScimError::invalid_filter)?;
     let mut pairs = FilterParser::parse(Rule::filter, text).map_err(|e| {
         ScimError::invalid_filter(format!("the filter `{text}` {}", syntax_message(&e)))
     })?;
@@ -92,11 +130,7 @@ pub fn parse_filter(text: &str) -> Result<Filter, ScimError> {
 
 /// Parses a PATCH operation's `path`.
 pub fn parse_path(text: &str) -> Result<PatchPath, ScimError> {
-    if text.len() > MAX_FILTER {
-        return Err(ScimError::invalid_path(format!(
-            "the path is longer than {MAX_FILTER} bytes"
-        )));
-    }
+    within_limits(text, "path").map_err(ScimError::invalid_path)?;
     let pairs = FilterParser::parse(Rule::patch_path, text).map_err(|e| {
         ScimError::invalid_path(format!("the path `{text}` {}", syntax_message(&e)))
     })?;
@@ -395,6 +429,21 @@ mod tests {
         ] {
             parse_filter(other).unwrap_or_else(|e| panic!("{other}: {e:?}"));
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        let deep = format!("{}userName eq \"a\"{}", "(".repeat(2000), ")".repeat(2000));
+        assert!(parse_filter(&deep).is_err());
+        let fine = format!(
+            "{}userName eq \"((((((((((((((((((\"{}",
+            "(".repeat(3),
+            ")".repeat(3)
+        );
+        assert!(
+            parse_filter(&fine).is_ok(),
+            "parentheses inside a string do not count"
+        );
     }
 
     #[test]

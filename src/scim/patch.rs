@@ -300,7 +300,11 @@ fn emails(doc: &mut UserDoc, op: &Operation, path: &PatchPath) -> Result<(), Sci
         (Kind::Add | Kind::Replace, Some("value")) => {
             let value = resource::string(&op.value, "emails.value")?;
             match selected.first() {
-                Some(i) => doc.emails[*i].value = value,
+                Some(i) => {
+                    if let Some(email) = doc.emails.get_mut(*i) {
+                        email.value = value;
+                    }
+                }
                 None => {
                     // Entra ID's `emails[type eq "work"].value` for a user without one: the
                     // work address, primary when no other is.
@@ -315,7 +319,9 @@ fn emails(doc: &mut UserDoc, op: &Operation, path: &PatchPath) -> Result<(), Sci
                 doc.emails.iter_mut().for_each(|e| e.primary = false);
             }
             for i in &selected {
-                doc.emails[*i].primary = primary;
+                if let Some(email) = doc.emails.get_mut(*i) {
+                    email.primary = primary;
+                }
             }
         }
         // type, display: not kept.

@@ -139,7 +139,7 @@ impl UserDoc {
             .iter()
             .map(|a| match a.get(..5) {
                 Some(prefix) if prefix.eq_ignore_ascii_case("smtp:") => Email {
-                    value: a[5..].to_string(),
+                    value: a.get(5..).unwrap_or_default().to_string(),
                     primary: prefix == "SMTP:",
                 },
                 _ => Email {

@@ -245,6 +245,22 @@ fn rows(t: &Tenant) -> Vec<Row> {
         row(
             "GET",
             "/Users",
+            "parentheses nested 2,000 deep",
+            format!(
+                "/Users?filter={}",
+                filter(&format!(
+                    "{}userName eq \"a\"{}",
+                    "(".repeat(2000),
+                    ")".repeat(2000)
+                ))
+            ),
+            None,
+            400,
+            Some("invalidFilter"),
+        ),
+        row(
+            "GET",
+            "/Users",
             "startIndex not a number",
             "/Users?startIndex=first".into(),
             None,
