@@ -341,22 +341,42 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     }
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-/// The query parameters, names without regard to case.
-fn params(params: Params) -> Result<HashMap<String, String>, ScimError> {
-    let Query(params) = params.map_err(|e| ScimError::invalid_value(e.body_text()))?;
-    Ok(params
-        .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect())
+/// What a resource handler starts from: the state, the base of `meta.location`, the query
+/// parameters (names without regard to case) and the `attributes` / `excludedAttributes` they
+/// ask for.
+struct Scim {
+    state: ScimState,
+    base: String,
+    params: HashMap<String, String>,
+    projection: Projection,
 }
 
-fn projection(params: &HashMap<String, String>) -> Result<Projection, ScimError> {
-    Projection::new(
-        params.get("attributes").map(String::as_str),
-        params.get("excludedattributes").map(String::as_str),
-    )
+impl FromRequestParts<ScimState> for Scim {
+    type Rejection = ScimError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ScimState,
+    ) -> Result<Self, Self::Rejection> {
+        let Base(base) = Base::from_request_parts(parts, state).await?;
+        let Query(params) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e: QueryRejection| ScimError::invalid_value(e.body_text()))?;
+        let params: HashMap<String, String> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect();
+        let projection = Projection::new(
+            params.get("attributes").map(String::as_str),
+            params.get("excludedattributes").map(String::as_str),
+        )?;
+        Ok(Scim {
+            state: state.clone(),
+            base,
+            params,
+            projection,
+        })
+    }
 }
 
 fn id_of(text: &str, what: &str) -> Result<i64, ScimError> {
@@ -476,62 +496,47 @@ const GROUP_COLUMNS: &[(&str, Column)] = &[
 
 // ---- Users ------------------------------------------------------------------------------------
 
-async fn list_users(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    query: Params,
-) -> Result<Response, ScimError> {
-    let params = params(query)?;
-    let page = Page::of(&params, USER_SCHEMA, USER_COLUMNS)?;
-    let projection = projection(&params)?;
+async fn list_users(cx: Scim) -> Result<Response, ScimError> {
+    let page = Page::of(&cx.params, USER_SCHEMA, USER_COLUMNS)?;
     let (matches, offset, count) = (page.matches.clone(), page.start - 1, page.count);
-    let (total, users) = state
+    let (total, users) = cx
+        .state
         .app
         .store
         .read(move |conn| provision::users_page(conn, &matches, offset, count))
         .await?;
     let resources = users
         .iter()
-        .map(|u| projection.apply(USER_SCHEMA, UserDoc::of(u).json(u.id, &base)))
+        .map(|u| {
+            cx.projection
+                .apply(USER_SCHEMA, UserDoc::of(u).json(u.id, &cx.base))
+        })
         .collect();
     ok(page.response(total, resources))
 }
 
-async fn user_response(
-    state: &ScimState,
-    id: i64,
-    base: &str,
-    projection: &Projection,
-) -> Result<Value, ScimError> {
-    let view = state
+async fn user_response(cx: &Scim, id: i64) -> Result<Value, ScimError> {
+    let view = cx
+        .state
         .app
         .store
         .read(move |conn| provision::user(conn, id))
         .await?;
-    Ok(projection.apply(USER_SCHEMA, UserDoc::of(&view).json(id, base)))
+    Ok(cx
+        .projection
+        .apply(USER_SCHEMA, UserDoc::of(&view).json(id, &cx.base)))
 }
 
-async fn get_user(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    Path(id): Path<String>,
-    query: Params,
-) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
+async fn get_user(cx: Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
     let id = id_of(&id, "user")?;
-    ok(user_response(&state, id, &base, &projection).await?)
+    ok(user_response(&cx, id).await?)
 }
 
-async fn create_user(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    query: Params,
-    Body(body): Body,
-) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
+async fn create_user(cx: Scim, Body(body): Body) -> Result<Response, ScimError> {
     let doc = UserDoc::parse(&body)?;
     let proxy_addresses = doc.proxy_addresses()?;
-    let id = state
+    let id = cx
+        .state
         .write(move |tx, _, _| {
             let user = NewUser {
                 user_principal_name: doc.user_name,
@@ -547,7 +552,7 @@ async fn create_user(
             Ok(Ok(provision::create_user(tx, &user, &account)?))
         })
         .await?;
-    created(user_response(&state, id, &base, &projection).await?)
+    created(user_response(&cx, id).await?)
 }
 
 /// Writes what changed from `old` to `new` through the mutations' operations: `updateUser`'s
@@ -584,17 +589,11 @@ fn write_user(
 }
 
 /// PUT and PATCH of a user: the user's document as stored, changed by `change`, written back.
-async fn change_user<F>(
-    state: &ScimState,
-    id: i64,
-    base: &str,
-    projection: &Projection,
-    change: F,
-) -> Result<Response, ScimError>
+async fn change_user<F>(cx: &Scim, id: i64, change: F) -> Result<Response, ScimError>
 where
     F: FnOnce(&UserDoc) -> Result<UserDoc, ScimError> + Send + 'static,
 {
-    state
+    cx.state
         .write(move |tx, _, now| {
             let old = UserDoc::of(&provision::user(tx, id)?);
             match change(&old) {
@@ -603,33 +602,27 @@ where
             }
         })
         .await?;
-    ok(user_response(state, id, base, projection).await?)
+    ok(user_response(cx, id).await?)
 }
 
 async fn replace_user(
-    State(state): State<ScimState>,
-    Base(base): Base,
+    cx: Scim,
     Path(id): Path<String>,
-    query: Params,
     Body(body): Body,
 ) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
     let id = id_of(&id, "user")?;
     let new = UserDoc::parse(&body)?;
-    change_user(&state, id, &base, &projection, move |_| Ok(new)).await
+    change_user(&cx, id, move |_| Ok(new)).await
 }
 
 async fn patch_user(
-    State(state): State<ScimState>,
-    Base(base): Base,
+    cx: Scim,
     Path(id): Path<String>,
-    query: Params,
     Body(body): Body,
 ) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
     let id = id_of(&id, "user")?;
     let operations = patch::parse(&body)?;
-    change_user(&state, id, &base, &projection, move |old| {
+    change_user(&cx, id, move |old| {
         let mut new = old.clone();
         patch::apply_user(&mut new, &operations)?;
         Ok(new)
@@ -656,73 +649,58 @@ async fn delete_user(
 
 // ---- Groups -----------------------------------------------------------------------------------
 
-async fn list_groups(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    query: Params,
-) -> Result<Response, ScimError> {
-    let params = params(query)?;
-    let page = Page::of(&params, GROUP_SCHEMA, GROUP_COLUMNS)?;
-    let projection = projection(&params)?;
-    let with_members = projection.returns(GROUP_SCHEMA, "members");
+async fn list_groups(cx: Scim) -> Result<Response, ScimError> {
+    let page = Page::of(&cx.params, GROUP_SCHEMA, GROUP_COLUMNS)?;
+    let with_members = cx.projection.returns(GROUP_SCHEMA, "members");
     let (matches, offset, count) = (page.matches.clone(), page.start - 1, page.count);
-    let (total, groups) = state
+    let (total, groups) = cx
+        .state
         .app
         .store
         .read(move |conn| provision::groups_page(conn, &matches, offset, count, with_members))
         .await?;
     let resources = groups
         .iter()
-        .map(|g| projection.apply(GROUP_SCHEMA, resource::group_json(g, &base, with_members)))
+        .map(|g| {
+            cx.projection.apply(
+                GROUP_SCHEMA,
+                resource::group_json(g, &cx.base, with_members),
+            )
+        })
         .collect();
     ok(page.response(total, resources))
 }
 
-async fn group_response(
-    state: &ScimState,
-    id: i64,
-    base: &str,
-    projection: &Projection,
-) -> Result<Value, ScimError> {
-    let with_members = projection.returns(GROUP_SCHEMA, "members");
-    let group = state
+async fn group_response(cx: &Scim, id: i64) -> Result<Value, ScimError> {
+    let with_members = cx.projection.returns(GROUP_SCHEMA, "members");
+    let group = cx
+        .state
         .app
         .store
         .read(move |conn| provision::group(conn, id, with_members))
         .await?;
-    Ok(projection.apply(
+    Ok(cx.projection.apply(
         GROUP_SCHEMA,
-        resource::group_json(&group, base, with_members),
+        resource::group_json(&group, &cx.base, with_members),
     ))
 }
 
-async fn get_group(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    Path(id): Path<String>,
-    query: Params,
-) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
+async fn get_group(cx: Scim, Path(id): Path<String>) -> Result<Response, ScimError> {
     let id = id_of(&id, "group")?;
-    ok(group_response(&state, id, &base, &projection).await?)
+    ok(group_response(&cx, id).await?)
 }
 
-async fn create_group(
-    State(state): State<ScimState>,
-    Base(base): Base,
-    query: Params,
-    Body(body): Body,
-) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
+async fn create_group(cx: Scim, Body(body): Body) -> Result<Response, ScimError> {
     let (doc, members) = GroupDoc::parse(&body)?;
-    let id = state
+    let id = cx
+        .state
         .write(move |tx, _, now| {
             let id = provision::create_group(tx, &doc.display_name, doc.external_id.as_deref())?;
             provision::add_members(tx, id, &members.unwrap_or_default(), now)?;
             Ok(Ok(id))
         })
         .await?;
-    created(group_response(&state, id, &base, &projection).await?)
+    created(group_response(&cx, id).await?)
 }
 
 /// Writes a group's new name and `externalId` where they changed.
@@ -744,16 +722,13 @@ fn group_doc(tx: &Transaction<'_>, id: i64) -> store::Result<GroupDoc> {
 }
 
 async fn replace_group(
-    State(state): State<ScimState>,
-    Base(base): Base,
+    cx: Scim,
     Path(id): Path<String>,
-    query: Params,
     Body(body): Body,
 ) -> Result<Response, ScimError> {
-    let projection = projection(&params(query)?)?;
     let id = id_of(&id, "group")?;
     let (new, members) = GroupDoc::parse(&body)?;
-    state
+    cx.state
         .write(move |tx, _, now| {
             let old = group_doc(tx, id)?;
             write_group(tx, id, &old, &new)?;
@@ -762,7 +737,7 @@ async fn replace_group(
             Ok(Ok(()))
         })
         .await?;
-    ok(group_response(&state, id, &base, &projection).await?)
+    ok(group_response(&cx, id).await?)
 }
 
 /// A group's PATCH answers 204 No Content (RFC 7644 §3.5.2 allows it): the whole resource would

@@ -70,8 +70,12 @@ pub enum AuthError {
     BadToken { origin: String, reason: String },
     #[error("{origin} holds no token")]
     Empty { origin: String },
-    #[error("{origin}: a token is given for two roles (admin, reader, provisioning)")]
-    BothRoles { origin: String },
+    #[error("{origin}: a token is given both as {first} token and as {second} token")]
+    BothRoles {
+        origin: String,
+        first: &'static str,
+        second: &'static str,
+    },
 }
 
 /// Digests of the tokens of each role.
@@ -157,14 +161,21 @@ impl TokenSources {
         if let Some(path) = &self.provisioning_file {
             tokens.provisioning.extend(from_file(path)?);
         }
-        let twice = |a: &[[u8; 32]], b: &[[u8; 32]]| a.iter().any(|t| b.contains(t));
-        if twice(&tokens.admin, &tokens.reader)
-            || twice(&tokens.admin, &tokens.provisioning)
-            || twice(&tokens.reader, &tokens.provisioning)
-        {
-            return Err(AuthError::BothRoles {
-                origin: "the configured tokens".into(),
-            });
+        let roles = [
+            ("an admin", &tokens.admin),
+            ("a reader", &tokens.reader),
+            ("a provisioning", &tokens.provisioning),
+        ];
+        for (i, (first, a)) in roles.iter().enumerate() {
+            for (second, b) in &roles[i + 1..] {
+                if a.iter().any(|t| b.contains(t)) {
+                    return Err(AuthError::BothRoles {
+                        origin: "the configured tokens".into(),
+                        first,
+                        second,
+                    });
+                }
+            }
         }
         Ok(tokens)
     }
