@@ -6,11 +6,13 @@
 //! - [`store`]: SQLite, one writer thread, read-only connections, the durable work queue;
 //! - [`processing`]: the background worker that drains the queue through the engine;
 //! - [`api`]: the GraphQL schema over the store;
+//! - [`scim`]: SCIM 2.0 provisioning (`/scim/v2`) over the same store operations;
 //! - [`server`]: HTTP, GraphiQL, signals, demo data (and the command line in `main.rs`).
 
 pub mod api;
 pub mod engine;
 pub mod processing;
 pub mod rules;
+pub mod scim;
 pub mod server;
 pub mod store;

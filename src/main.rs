@@ -37,6 +37,23 @@ enum Command {
         /// Tokens that may only query, one per line. More tokens: GROUP_LICENSING_READER_TOKENS.
         #[arg(long, value_name = "PATH", env = "GROUP_LICENSING_READER_TOKEN_FILE")]
         reader_token_file: Option<PathBuf>,
+        /// Tokens that may only provision users, groups and memberships over SCIM
+        /// (`/scim/v2`), one per line; they cannot use GraphQL.
+        #[arg(
+            long,
+            value_name = "PATH",
+            env = "GROUP_LICENSING_PROVISIONING_TOKEN_FILE"
+        )]
+        provisioning_token_file: Option<PathBuf>,
+        /// Users deleted over SCIM in an hour at most; further deletions are refused (429), as
+        /// Entra ID's provisioning guards against accidental deletions.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 500,
+            env = "GROUP_LICENSING_SCIM_MAX_DELETIONS_PER_HOUR"
+        )]
+        scim_max_deletions_per_hour: u32,
         /// Serve without tokens on an address other than loopback (anyone reaching it may
         /// change the data).
         #[arg(long)]
@@ -113,6 +130,8 @@ fn main() -> ExitCode {
             demo,
             admin_token_file,
             reader_token_file,
+            provisioning_token_file,
+            scim_max_deletions_per_hour,
             insecure,
             request_timeout_ms,
             response_cache_mib,
@@ -126,6 +145,7 @@ fn main() -> ExitCode {
             tokens: group_licensing::server::auth::TokenSources {
                 admin_file: admin_token_file,
                 reader_file: reader_token_file,
+                provisioning_file: provisioning_token_file,
                 admin_env: std::env::var("GROUP_LICENSING_ADMIN_TOKENS").ok(),
                 reader_env: std::env::var("GROUP_LICENSING_READER_TOKENS").ok(),
             },
@@ -133,6 +153,7 @@ fn main() -> ExitCode {
             request_timeout: std::time::Duration::from_millis(request_timeout_ms),
             response_cache_bytes: (response_cache_mib as usize).saturating_mul(1024 * 1024),
             allowed_origins,
+            scim_max_deletions_per_hour,
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

@@ -162,6 +162,17 @@ fn every_view_shows_the_tenant_and_passes_axe() {
     let _one = prepare();
     let dir = tempfile::tempdir().expect("temp dir");
     let server = node_tools::start_demo_server(&dir.path().join("demo.db"), &[], &[]);
+    // Dan (user 7) with a disabled account: the scenario checks the console marks it.
+    let disabled = graphql(
+        &server.base,
+        None,
+        r#"mutation { updateUser(id: "7", input: { accountEnabled: false }) { displayName accountEnabled } }"#,
+        json!({}),
+    );
+    assert_eq!(
+        disabled["updateUser"]["accountEnabled"], false,
+        "{disabled}"
+    );
     let stdout = scenario(&server.base, "views", &[]);
     for view in [
         "the overview",

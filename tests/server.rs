@@ -31,6 +31,10 @@ mod previews;
 mod rng;
 #[path = "server/scenarios.rs"]
 mod scenarios;
+#[path = "server/scim.rs"]
+mod scim;
+#[path = "server/scim_bad_input.rs"]
+mod scim_bad_input;
 #[path = "server/search.rs"]
 mod search;
 #[path = "server/security.rs"]

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 use crate::engine::{self, DirectError, GroupLicenseError};
 use crate::rules::RuleTable;
 use crate::store::ops::{self, LicenseInput as StoreLicense, NewUser, UserUpdate};
+use crate::store::provision::{self, Account};
 use crate::store::{StoreError, now};
 
 use super::preview::{DirectLicenseCleanup, cleanup_of};
@@ -38,6 +39,8 @@ pub struct CreateUserInput {
     /// Email addresses, e.g. `SMTP:ann@contoso.com`; one that another user also has fails the
     /// user's licenses with UNIQUENESS_VIOLATION (C1).
     pub proxy_addresses: Option<Vec<String>>,
+    /// False creates a disabled account (SCIM's `active`); omitted: enabled.
+    pub account_enabled: Option<bool>,
 }
 
 /// Changes to a user; the fields left out stay as they are.
@@ -54,6 +57,9 @@ pub struct UpdateUserInput {
     /// The whole new list of proxy addresses, replacing the old one; a change processes the
     /// user's group licenses again (P5).
     pub proxy_addresses: Option<Vec<String>>,
+    /// Enables or disables the account (SCIM's `active`); a disabled account keeps its licenses
+    /// and nothing is processed.
+    pub account_enabled: Option<bool>,
 }
 
 pub(crate) fn licenses(input: Vec<LicenseInput>) -> Vec<StoreLicense> {
@@ -234,7 +240,16 @@ impl Mutation {
             usage_location: input.usage_location,
             proxy_addresses: input.proxy_addresses.unwrap_or_default(),
         };
-        let id = write(ctx, move |tx, _, _| ops::create_user(tx, &user)).await?;
+        let account = Account {
+            enabled: input.account_enabled,
+            ..Account::default()
+        };
+        let id = write(ctx, move |tx, _, _| {
+            let id = ops::create_user(tx, &user)?;
+            provision::set_account(tx, id, &account)?;
+            Ok(id)
+        })
+        .await?;
         Ok(User(id))
     }
 
@@ -254,8 +269,13 @@ impl Mutation {
             clear_usage_location: input.clear_usage_location.unwrap_or(false),
             proxy_addresses: input.proxy_addresses,
         };
+        let account = Account {
+            enabled: input.account_enabled,
+            ..Account::default()
+        };
         write(ctx, move |tx, _, now| {
-            ops::update_user(tx, id, &update, now)
+            ops::update_user(tx, id, &update, now)?;
+            provision::set_account(tx, id, &account)
         })
         .await?;
         Ok(User(id))

@@ -325,6 +325,18 @@ impl User {
         Ok(self.view(ctx).await?.proxy_addresses)
     }
 
+    /// Whether the account is enabled (SCIM's `active`). A disabled account keeps its licenses
+    /// and changes nothing in licensing, as in Entra ID; the console marks it.
+    async fn account_enabled(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(self.view(ctx).await?.account_enabled)
+    }
+
+    /// The provisioning directory's own id for the user (SCIM's `externalId`); null when none
+    /// was given.
+    async fn external_id(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        Ok(self.view(ctx).await?.external_id)
+    }
+
     /// Groups the user is a member of, in the order the user joined them.
     #[graphql(
         complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"

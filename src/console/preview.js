@@ -6,9 +6,9 @@
 // refuse is shown with the server's error and cannot be confirmed.
 
 import { gql } from "./api.js";
-import { append, count, h, plural, replace, uid } from "./dom.js";
+import { count, h, plural, replace } from "./dom.js";
 import { errorLabel } from "./labels.js";
-import { Pager, badge, emptyState, errorBody, loading, productCell, stateBadge, table, userLink } from "./ui.js";
+import { Pager, badge, emptyState, errorBody, loading, modalDialog, productCell, stateBadge, table, userLink } from "./ui.js";
 
 export const OUTCOME_LABELS = {
   LICENSED: "Licensed",
@@ -74,135 +74,124 @@ function seatsTable(products) {
  */
 export function previewDialog({ title, call, params, variables, source, confirm, danger = false }) {
   const query = `query ConsolePreview(${params}, $first: Int, $after: String, $outcome: PreviewOutcome) { p: ${call} { ${SUMMARY} ${USERS} } }`;
-  const titleId = uid("dlg");
-  const opener = document.activeElement;
-  return new Promise((resolve) => {
-    const dialog = h("dialog", { class: "preview-dialog", "aria-labelledby": titleId });
-    const body = h("div", { class: "preview-body", "aria-live": "polite" }, loading("Working out what this would do…"));
-    const cancel = h("button", { type: "button", class: "btn", on: { click: () => dialog.close("cancel") } }, "Cancel");
-    const ok = h(
-      "button",
-      { type: "button", class: danger ? "btn btn-danger-solid" : "btn btn-primary", disabled: true, on: { click: () => dialog.close("confirm") } },
-      confirm,
-    );
-    append(dialog, [h("h2", { id: titleId }, title), body, h("div", { class: "dialog-actions" }, cancel, ok)]);
-    dialog.addEventListener("close", () => {
-      resolve(dialog.returnValue === "confirm");
-      dialog.remove();
-      if (opener && opener.isConnected) opener.focus();
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-    cancel.focus();
+  const body = h("div", { class: "preview-body", "aria-live": "polite" }, loading("Working out what this would do…"));
+  const { cancel, ok, done } = modalDialog({
+    title,
+    body,
+    confirm,
+    confirmClass: danger ? "btn btn-danger-solid" : "btn btn-primary",
+    className: "preview-dialog",
+  });
+  // Nothing to confirm until the preview is there (and never when the server refuses it).
+  ok.disabled = true;
+  const pager = new Pager(() => loadUsers());
+  const users = h("div", { class: "preview-users" });
+  let outcome = null;
+  let asked = 0;
 
-    const pager = new Pager(() => loadUsers());
-    const users = h("div", { class: "preview-users" });
-    let outcome = null;
-    let asked = 0;
-
-    async function loadUsers() {
-      const mine = ++asked;
-      replace(users, loading("Loading the users…"));
-      let data;
-      try {
-        data = await gql(query, { ...variables, first: pager.first, after: pager.after, outcome });
-      } catch (error) {
-        if (mine === asked) replace(users, h("div", { class: "notice notice-error", role: "alert" }, errorBody(error)));
-        return;
-      }
-      if (mine !== asked) return;
-      const connection = data.p.users;
-      if (connection.totalCount === 0) {
-        replace(users, emptyState("No user comes out this way."));
-        return;
-      }
-      replace(
-        users,
-        table({
-          caption: outcome ? `Users: ${OUTCOME_LABELS[outcome].toLowerCase()}` : "Users affected",
-          columns: [["User"], ["Outcome"], ["Afterwards"]],
-          rows: connection.edges.map(({ node }) => {
-            const mine = node.licenseAssignmentStates.filter((s) => (s.assignedByGroup?.id ?? null) === source);
-            return [
-              [userLink(node.user), h("div", { class: "muted" }, node.user.userPrincipalName)],
-              badge(OUTCOME_TONES[node.outcome], OUTCOME_LABELS[node.outcome]),
-              mine.length === 0
-                ? h("span", { class: "muted" }, "Nothing from this source")
-                : h(
-                    "ul",
-                    { class: "plain" },
-                    mine.map((s) =>
-                      h("li", null, h("span", { class: "code" }, s.product.skuPartNumber), " ", stateBadge(s.state), s.errorDetail && h("div", { class: "muted" }, s.errorDetail.message)),
-                    ),
+  async function loadUsers() {
+    const mine = ++asked;
+    replace(users, loading("Loading the users…"));
+    let data;
+    try {
+      data = await gql(query, { ...variables, first: pager.first, after: pager.after, outcome });
+    } catch (error) {
+      if (mine === asked) replace(users, h("div", { class: "notice notice-error", role: "alert" }, errorBody(error)));
+      return;
+    }
+    if (mine !== asked) return;
+    const connection = data.p.users;
+    if (connection.totalCount === 0) {
+      replace(users, emptyState("No user comes out this way."));
+      return;
+    }
+    replace(
+      users,
+      table({
+        caption: outcome ? `Users: ${OUTCOME_LABELS[outcome].toLowerCase()}` : "Users affected",
+        columns: [["User"], ["Outcome"], ["Afterwards"]],
+        rows: connection.edges.map(({ node }) => {
+          const mine = node.licenseAssignmentStates.filter((s) => (s.assignedByGroup?.id ?? null) === source);
+          return [
+            [userLink(node.user), h("div", { class: "muted" }, node.user.userPrincipalName)],
+            badge(OUTCOME_TONES[node.outcome], OUTCOME_LABELS[node.outcome]),
+            mine.length === 0
+              ? h("span", { class: "muted" }, "Nothing from this source")
+              : h(
+                  "ul",
+                  { class: "plain" },
+                  mine.map((s) =>
+                    h("li", null, h("span", { class: "code" }, s.product.skuPartNumber), " ", stateBadge(s.state), s.errorDetail && h("div", { class: "muted" }, s.errorDetail.message)),
                   ),
-            ];
-          }),
+                ),
+          ];
         }),
-        pager.render(connection, "users"),
-      );
-    }
+      }),
+      pager.render(connection, "users"),
+    );
+  }
 
-    function filters(preview) {
-      const choices = [[null, `All (${count(preview.usersAffected)})`], ...preview.outcomeCounts.map((c) => [c.outcome, `${OUTCOME_LABELS[c.outcome]} (${count(c.count)})`])];
-      const buttons = choices.map(([value, label]) =>
-        h(
-          "button",
-          {
-            type: "button",
-            class: "btn btn-small",
-            "aria-pressed": String(value === outcome),
-            on: {
-              click: () => {
-                outcome = value;
-                for (const [i, b] of buttons.entries()) b.setAttribute("aria-pressed", String(choices[i][0] === value));
-                pager.reset();
-                loadUsers();
-              },
-            },
-          },
-          label,
-        ),
-      );
-      return h("div", { class: "toolbar", role: "group", "aria-label": "Show the users who" }, buttons);
-    }
-
-    (async () => {
-      let data;
-      try {
-        data = await gql(query, { ...variables, first: pager.first, after: null, outcome: null });
-      } catch (error) {
-        replace(body, h("div", { class: "notice notice-error", role: "alert" }, h("p", null, "The server would refuse this change:"), errorBody(error)));
-        cancel.textContent = "Close";
-        return;
-      }
-      const p = data.p;
-      const errors = p.outcomeCounts.find((c) => c.outcome === "ERROR");
-      const see = h(
+  function filters(preview) {
+    const choices = [[null, `All (${count(preview.usersAffected)})`], ...preview.outcomeCounts.map((c) => [c.outcome, `${OUTCOME_LABELS[c.outcome]} (${count(c.count)})`])];
+    const buttons = choices.map(([value, label]) =>
+      h(
         "button",
         {
           type: "button",
           class: "btn btn-small",
+          "aria-pressed": String(value === outcome),
           on: {
             click: () => {
-              see.remove();
-              outcome = errors ? "ERROR" : null;
-              replace(details, filters(p), users);
+              outcome = value;
+              for (const [i, b] of buttons.entries()) b.setAttribute("aria-pressed", String(choices[i][0] === value));
+              pager.reset();
               loadUsers();
             },
           },
         },
-        errors ? `See the ${plural(errors.count, "user")} who would fail` : "See the users",
-      );
-      const details = h("div", null, p.usersAffected > 0 && see);
-      replace(
-        body,
-        h("p", { class: "preview-sentence" }, sentence(p, source === null ? "direct assignment" : "this group")),
-        p.queuedWorkItems > 0 &&
-          h("p", { class: "notice notice-info" }, `${plural(p.queuedWorkItems, "change")} still wait for processing: this preview assumes they change nothing here. Preview again once processing is idle to be sure.`),
-        seatsTable(p.products),
-        details,
-      );
-      ok.disabled = false;
-    })();
-  });
+        label,
+      ),
+    );
+    return h("div", { class: "toolbar", role: "group", "aria-label": "Show the users who" }, buttons);
+  }
+
+  (async () => {
+    let data;
+    try {
+      data = await gql(query, { ...variables, first: pager.first, after: null, outcome: null });
+    } catch (error) {
+      replace(body, h("div", { class: "notice notice-error", role: "alert" }, h("p", null, "The server would refuse this change:"), errorBody(error)));
+      cancel.textContent = "Close";
+      return;
+    }
+    const p = data.p;
+    const errors = p.outcomeCounts.find((c) => c.outcome === "ERROR");
+    const see = h(
+      "button",
+      {
+        type: "button",
+        class: "btn btn-small",
+        on: {
+          click: () => {
+            see.remove();
+            outcome = errors ? "ERROR" : null;
+            replace(details, filters(p), users);
+            loadUsers();
+          },
+        },
+      },
+      errors ? `See the ${plural(errors.count, "user")} who would fail` : "See the users",
+    );
+    const details = h("div", null, p.usersAffected > 0 && see);
+    replace(
+      body,
+      h("p", { class: "preview-sentence" }, sentence(p, source === null ? "direct assignment" : "this group")),
+      p.queuedWorkItems > 0 &&
+        h("p", { class: "notice notice-info" }, `${plural(p.queuedWorkItems, "change")} still wait for processing: this preview assumes they change nothing here. Preview again once processing is idle to be sure.`),
+      seatsTable(p.products),
+      details,
+    );
+    ok.disabled = false;
+  })();
+  return done;
 }

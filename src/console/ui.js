@@ -168,6 +168,13 @@ export function groupLink(group) {
 export function userLink(user) {
   return h("a", { href: userHref(user.id) }, user.displayName || user.userPrincipalName);
 }
+/** A disabled account's mark (`accountEnabled: false`, SCIM's `active`); null for an enabled one. */
+export function disabledBadge(user, text = "Disabled") {
+  if (user.accountEnabled !== false) return null;
+  const mark = badge("muted", text);
+  mark.title = "The account is disabled: it keeps its licenses, and licensing goes on as usual";
+  return mark;
+}
 /** A product's name linked, with its `skuPartNumber` under it. */
 export function productCell(product) {
   return [h("a", { href: productHref(product.skuPartNumber) }, product.displayName), h("span", { class: "sub mono" }, product.skuPartNumber)];
@@ -260,9 +267,13 @@ export async function loadOne(ctx, { query, variables, field, crumb, title, miss
 
 /**
  * Runs an action from `button`: the button is busy meanwhile; `work` resolves to the message
- * to show, or rejects with the server's error, shown in `slot`. Resolves to whether it worked.
+ * to show (or CANCELLED), or rejects with the server's error, shown in `slot`. Resolves to
+ * whether it did something.
  * A 401/403 is left to the token form.
  */
+/** What an action's `work` resolves to when the admin cancelled it: nothing ran, nothing to redraw. */
+export const CANCELLED = Symbol("cancelled");
+
 export async function act(button, slot, work) {
   const label = button?.textContent;
   if (button) {
@@ -274,6 +285,7 @@ export async function act(button, slot, work) {
   replace(slot);
   try {
     const message = await work();
+    if (message === CANCELLED) return false;
     if (message) showOk(slot, message);
     return true;
   } catch (error) {
@@ -296,27 +308,34 @@ export function keepFocus(slot) {
 }
 
 /**
- * Asks before something is removed: a modal dialog (keyboard and screen-reader friendly, Escape
- * cancels). Resolves to true when confirmed.
+ * A modal dialog (keyboard and screen-reader friendly, Escape cancels) with `body`, Cancel and
+ * a confirming button, shown at once. `done` resolves to true when confirmed; focus goes back to
+ * what had it.
  */
-export function confirmDialog({ title, message, confirm = "Remove" }) {
+export function modalDialog({ title, body, confirm, confirmClass = "btn btn-danger-solid", className, describedBy }) {
   const titleId = uid("dlg");
-  const textId = uid("dlg");
   const opener = document.activeElement;
-  return new Promise((resolve) => {
-    const dialog = h("dialog", { "aria-labelledby": titleId, "aria-describedby": textId });
-    const cancel = h("button", { type: "button", class: "btn", on: { click: () => dialog.close("cancel") } }, "Cancel");
-    const ok = h("button", { type: "button", class: "btn btn-danger-solid", on: { click: () => dialog.close("confirm") } }, confirm);
-    append(dialog, [h("h2", { id: titleId }, title), h("p", { id: textId }, message), h("div", { class: "dialog-actions" }, cancel, ok)]);
+  const dialog = h("dialog", { class: className, "aria-labelledby": titleId, "aria-describedby": describedBy });
+  const cancel = h("button", { type: "button", class: "btn", on: { click: () => dialog.close("cancel") } }, "Cancel");
+  const ok = h("button", { type: "button", class: confirmClass, on: { click: () => dialog.close("confirm") } }, confirm);
+  append(dialog, [h("h2", { id: titleId }, title), body, h("div", { class: "dialog-actions" }, cancel, ok)]);
+  const done = new Promise((resolve) => {
     dialog.addEventListener("close", () => {
       resolve(dialog.returnValue === "confirm");
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
     });
-    document.body.append(dialog);
-    dialog.showModal();
-    cancel.focus();
   });
+  document.body.append(dialog);
+  dialog.showModal();
+  cancel.focus();
+  return { dialog, cancel, ok, done };
+}
+
+/** Asks before something is removed. Resolves to true when confirmed. */
+export function confirmDialog({ title, message, confirm = "Remove" }) {
+  const textId = uid("dlg");
+  return modalDialog({ title, body: h("p", { id: textId }, message), confirm, describedBy: textId }).done;
 }
 
 // ---- Paging -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use crate::rules::{ProductId, RuleTable};
 
 use super::{
-    Assignment, DirectError, Engine, ErrorCode, GroupId, LicenseChange, LicenseSpec,
+    Assignment, DirectError, Engine, ErrorCode, GroupId, LicenseChange, LicenseError, LicenseSpec,
     ProcessOutcome, SeatCounter, Source, UserId, UserLicenses, Violation,
 };
 
@@ -344,7 +344,38 @@ impl Preview {
 /// compared on its own). The intent is left out: the store keeps none for groups, processing
 /// derives it from the membership.
 fn same_standing(before: &Assignment, after: &Assignment) -> bool {
-    before.product == after.product && before.state == after.state && before.error == after.error
+    before.product == after.product
+        && before.state == after.state
+        && match (&before.error, &after.error) {
+            (None, None) => true,
+            (Some(a), Some(b)) => same_error(a, b),
+            _ => false,
+        }
+}
+
+/// Whether two errors say the same: the same code and the same violations, whatever their
+/// order and the order of the lists inside them (a group's products listed in a new order give
+/// the same `NoSeat`).
+fn same_error(a: &LicenseError, b: &LicenseError) -> bool {
+    let normal = |e: &LicenseError| -> Vec<Violation> {
+        let mut list: Vec<Violation> = e
+            .violations
+            .iter()
+            .map(|v| {
+                let mut v = v.clone();
+                match &mut v {
+                    Violation::NoSeat { products } => products.sort_unstable(),
+                    Violation::ProhibitedInLocation { plans, .. } => plans.sort_unstable(),
+                    Violation::MissingPrerequisite { missing, .. } => missing.sort_unstable(),
+                    _ => {}
+                }
+                v
+            })
+            .collect();
+        list.sort_by_key(|v| format!("{v:?}"));
+        list
+    };
+    a.code() == b.code() && (a == b || normal(a) == normal(b))
 }
 
 impl Engine<'_> {

@@ -1,4 +1,4 @@
-//! Bearer tokens and the two roles.
+//! Bearer tokens and the three roles: admin, reader, and provisioning (SCIM only, scim.md).
 //!
 //! Tokens come from files (one per line, `#` comments and blank lines ignored, several lines
 //! for rotation) and from environment variables (separated by commas or whitespace). Only the
@@ -26,6 +26,8 @@ pub enum Role {
     Reader,
     /// May run queries and mutations.
     Admin,
+    /// May use `/scim/v2` only (users, groups, memberships), never GraphQL.
+    Provisioning,
 }
 
 /// Where the tokens of each role come from.
@@ -33,6 +35,8 @@ pub enum Role {
 pub struct TokenSources {
     pub admin_file: Option<PathBuf>,
     pub reader_file: Option<PathBuf>,
+    /// `--provisioning-token-file`: tokens for SCIM only.
+    pub provisioning_file: Option<PathBuf>,
     /// The value of `GROUP_LICENSING_ADMIN_TOKENS`.
     pub admin_env: Option<String>,
     /// The value of `GROUP_LICENSING_READER_TOKENS`.
@@ -45,6 +49,7 @@ impl fmt::Debug for TokenSources {
         f.debug_struct("TokenSources")
             .field("admin_file", &self.admin_file)
             .field("reader_file", &self.reader_file)
+            .field("provisioning_file", &self.provisioning_file)
             .field("admin_env", &self.admin_env.as_ref().map(|_| "<redacted>"))
             .field(
                 "reader_env",
@@ -65,8 +70,12 @@ pub enum AuthError {
     BadToken { origin: String, reason: String },
     #[error("{origin} holds no token")]
     Empty { origin: String },
-    #[error("{origin}: a token is given both as an admin token and as a reader token")]
-    BothRoles { origin: String },
+    #[error("{origin}: a token is given both as {first} token and as {second} token")]
+    BothRoles {
+        origin: String,
+        first: &'static str,
+        second: &'static str,
+    },
 }
 
 /// Digests of the tokens of each role.
@@ -74,12 +83,17 @@ pub enum AuthError {
 pub struct Tokens {
     admin: Vec<[u8; 32]>,
     reader: Vec<[u8; 32]>,
+    provisioning: Vec<[u8; 32]>,
 }
 
 impl Tokens {
     /// No token at all: the server is open to whoever can reach it (loopback only).
     pub fn is_empty(&self) -> bool {
-        self.admin.is_empty() && self.reader.is_empty()
+        self.admin.is_empty() && self.reader.is_empty() && self.provisioning.is_empty()
+    }
+
+    pub fn provisioning_count(&self) -> usize {
+        self.provisioning.len()
     }
 
     pub fn counts(&self) -> (usize, usize) {
@@ -97,10 +111,13 @@ impl Tokens {
         };
         let admin = bool::from(matches(&self.admin));
         let reader = bool::from(matches(&self.reader));
+        let provisioning = bool::from(matches(&self.provisioning));
         if admin {
             Some(Role::Admin)
         } else if reader {
             Some(Role::Reader)
+        } else if provisioning {
+            Some(Role::Provisioning)
         } else {
             None
         }
@@ -116,6 +133,7 @@ impl TokenSources {
     pub fn configured(&self) -> bool {
         self.admin_file.is_some()
             || self.reader_file.is_some()
+            || self.provisioning_file.is_some()
             || self.admin_env.is_some()
             || self.reader_env.is_some()
     }
@@ -140,10 +158,24 @@ impl TokenSources {
                 .reader
                 .extend(from_env("GROUP_LICENSING_READER_TOKENS", text)?);
         }
-        if tokens.admin.iter().any(|a| tokens.reader.contains(a)) {
-            return Err(AuthError::BothRoles {
-                origin: "the configured tokens".into(),
-            });
+        if let Some(path) = &self.provisioning_file {
+            tokens.provisioning.extend(from_file(path)?);
+        }
+        let roles = [
+            ("an admin", &tokens.admin),
+            ("a reader", &tokens.reader),
+            ("a provisioning", &tokens.provisioning),
+        ];
+        for (i, (first, a)) in roles.iter().enumerate() {
+            for (second, b) in &roles[i + 1..] {
+                if a.iter().any(|t| b.contains(t)) {
+                    return Err(AuthError::BothRoles {
+                        origin: "the configured tokens".into(),
+                        first,
+                        second,
+                    });
+                }
+            }
         }
         Ok(tokens)
     }

@@ -42,6 +42,7 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
     }
     let (parts, body) = request.into_parts();
     let role = match state.auth.role(&parts.headers) {
+        Ok(Role::Provisioning) => return provisioning_refused(media),
         Ok(role) => role,
         Err(refusal) => return unauthenticated(media, refusal),
     };
@@ -84,6 +85,16 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
     run(&state, media, request, shape, lookup).await
 }
 
+/// A provisioning token is for `/scim/v2` only (scim.md "Access").
+fn provisioning_refused(media: Media) -> Response {
+    error(
+        media,
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        "a provisioning token may only use /scim/v2: GraphQL needs an admin or reader token",
+    )
+}
+
 /// `GET /graphql`: GraphiQL for a browser that asks for HTML without a query; otherwise the
 /// query in the URL. Mutations are refused over GET (405): a link must never change data.
 pub(super) async fn get(
@@ -119,8 +130,10 @@ pub(super) async fn get(
         );
     };
     // Any role may query; mutations are refused over GET below, whoever asks.
-    if let Err(refusal) = state.auth.role(&headers) {
-        return unauthenticated(media, refusal);
+    match state.auth.role(&headers) {
+        Ok(Role::Provisioning) => return provisioning_refused(media),
+        Ok(_) => {}
+        Err(refusal) => return unauthenticated(media, refusal),
     }
     let mut request = async_graphql::Request::new(query.clone());
     if let Some(name) = params.get("operationName") {

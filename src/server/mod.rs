@@ -1,5 +1,6 @@
 //! The HTTP server: `POST /graphql` (JSON), `GET /graphql?query=…` for queries, GraphiQL for
-//! browsers, the admin console at `/`, `GET /healthz`, behind the Origin and Host rules of `guard`; the processing worker
+//! browsers, the admin console at `/`, `GET /healthz`, SCIM provisioning under `/scim/v2`
+//! (`crate::scim`), behind the Origin and Host rules of `guard`; the processing worker
 //! beside it; SIGHUP reloads the rules; SIGTERM or ctrl-c shuts down cleanly.
 
 pub mod auth;
@@ -52,6 +53,8 @@ pub struct Config {
     pub response_cache_bytes: usize,
     /// Origins of pages elsewhere that may call the API (CORS), besides the server's own.
     pub allowed_origins: Vec<AllowedOrigin>,
+    /// Users deleted over SCIM in an hour at most (scim.md "Access").
+    pub scim_max_deletions_per_hour: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,8 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         });
     }
     let (admins, readers) = tokens.counts();
+    // Tokens of any role, provisioning included: none means the tokenless, loopback-only server.
+    let all_tokens = admins + readers + tokens.provisioning_count();
     let auth = Arc::new(Auth::new(config.tokens.clone(), tokens));
     let dir = config.rules.clone();
     let compiled = match tokio::task::spawn_blocking(move || rules::load_dir(&dir)).await {
@@ -194,20 +199,25 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         "listening on http://{addr} (open {} in a browser)",
         browser_url(addr)
     );
-    if admins + readers == 0 && !addr.ip().is_loopback() {
+    if all_tokens == 0 && !addr.ip().is_loopback() {
         tracing::warn!(%addr, "--insecure: no tokens, and not on loopback: anyone reaching this address may change the data");
-    } else if admins + readers == 0 {
+    } else if all_tokens == 0 {
         tracing::info!(%addr, "no tokens configured: every local request may read and change data");
     }
     tracing::info!(%addr, db = %config.db.display(), rules = %config.rules.display(), admin_tokens = admins, reader_tokens = readers, "serving");
     let cache = Arc::new(cache::ResponseCache::new(config.response_cache_bytes));
     let guard = Guard::new(
         config.allowed_origins.clone(),
-        admins + readers == 0 && !config.insecure,
+        all_tokens == 0 && !config.insecure,
+    );
+    let scim = crate::scim::ScimState::new(
+        app.clone(),
+        auth.clone(),
+        config.scim_max_deletions_per_hour,
     );
     axum::serve(
         listener,
-        router(app, auth, config.request_timeout, cache, guard),
+        router(app, auth, config.request_timeout, cache, guard, scim),
     )
     .with_graceful_shutdown(shutdown_signal(terminate))
     .await?;
@@ -241,6 +251,7 @@ pub fn router(
     request_timeout: Duration,
     cache: Arc<cache::ResponseCache>,
     guard: Guard,
+    scim: crate::scim::ScimState,
 ) -> Router {
     let state = HttpState {
         schema: api::schema(app.clone()),
@@ -257,7 +268,9 @@ pub fn router(
         .merge(graphiql::router())
         .merge(console::router())
         .merge(pages::router())
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // SCIM limits its bodies itself, to refuse them in its error schema.
+        .merge(crate::scim::router(scim));
     // The guard runs first, so a refused origin never reaches CORS or a route; CORS then
     // answers the listed origins' preflights.
     if let Some(cors) = guard.cors() {

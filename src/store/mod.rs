@@ -11,6 +11,7 @@ pub mod holders;
 pub mod ops;
 pub mod preview;
 pub mod process;
+pub mod provision;
 pub mod read;
 pub mod redundant;
 mod schema;
@@ -35,6 +36,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     BadInput(String),
+    /// A name that must be unique is taken (SCIM's `uniqueness`; GraphQL reports it as bad input).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Direct(#[from] DirectError),
     #[error(transparent)]
@@ -56,7 +60,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::NotFound(_) => "NOT_FOUND",
-            StoreError::BadInput(_) => "BAD_USER_INPUT",
+            StoreError::BadInput(_) | StoreError::Conflict(_) => "BAD_USER_INPUT",
             StoreError::Direct(e) => e.api_code(),
             StoreError::GroupLicense(e) => e.api_code(),
             StoreError::GroupHasLicenses(_) => "GROUP_HAS_LICENSES",
@@ -238,13 +242,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        let _permit = self
-            .readers
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let _permit = self.reader_permit().await?;
         let conn = self.readers.take()?;
         let result = f(&conn);
         self.readers.put(conn);
@@ -253,6 +251,16 @@ impl Store {
 }
 
 impl Store {
+    /// Counts a read and waits for a free reader connection.
+    async fn reader_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
     /// Runs `f` on a read-only connection inside one read transaction, so that everything it
     /// reads is one snapshot of the database, on a blocking thread: for reads that take long
     /// (a preview of a big group), which would otherwise hold up the runtime's other tasks.
@@ -263,13 +271,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&Connection) -> Result<R> + Send + 'static,
     {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        let _permit = self
-            .readers
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let _permit = self.reader_permit().await?;
         let readers = self.readers.clone();
         let generation = self.generation.clone();
         let job = tokio::task::spawn_blocking(move || {

@@ -31,7 +31,7 @@ pub fn parse_country(code: &str) -> Result<Country> {
     })
 }
 
-fn text(field: &str, value: &str) -> Result<String> {
+pub(super) fn text(field: &str, value: &str) -> Result<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(StoreError::BadInput(format!("{field} must not be empty")));
@@ -239,6 +239,12 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
             "userPrincipalName `{upn}` is not of the form name@domain"
         )));
     }
+    insert_user(tx, upn, user)
+}
+
+/// The rest of [`create_user`], for a sign-in name already checked by the caller's rule (SCIM's
+/// `userName` is any text: `store::provision`).
+pub(super) fn insert_user(tx: &Transaction<'_>, upn: String, user: &NewUser) -> Result<i64> {
     let display_name = text("displayName", &user.display_name)?;
     let location = user
         .usage_location
@@ -254,7 +260,7 @@ pub fn create_user(tx: &Transaction<'_>, user: &NewUser) -> Result<i64> {
         )
         .optional()?;
     if taken.is_some() {
-        return Err(StoreError::BadInput(format!(
+        return Err(StoreError::Conflict(format!(
             "userPrincipalName `{upn}` is already taken (compared without regard to case)"
         )));
     }
@@ -473,15 +479,22 @@ fn group_has_licenses(conn: &Connection, group: i64) -> Result<bool> {
     Ok(n > 0)
 }
 
-/// Who `addGroupMembers` would add: the users not yet members, in the order given (their join
-/// order, P1), each with whether it is queued for processing (P5). Refuses what the mutation
-/// refuses; previews (W3) ask the same.
-pub fn members_to_add(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<(i64, bool)>> {
+/// The users of a membership change, each once, in the order given: the group and every user
+/// must exist.
+fn member_list(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<i64>> {
     require_group(conn, group)?;
     let users = distinct_ids("users", users)?;
     for user in &users {
         require_user(conn, *user)?;
     }
+    Ok(users)
+}
+
+/// Who `addGroupMembers` would add: the users not yet members, in the order given (their join
+/// order, P1), each with whether it is queued for processing (P5). Refuses what the mutation
+/// refuses; previews (W3) ask the same.
+pub fn members_to_add(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<(i64, bool)>> {
+    let users = member_list(conn, group, users)?;
     let licensed = group_has_licenses(conn, group)?;
     let mut member =
         conn.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
@@ -501,11 +514,7 @@ pub fn members_to_add(conn: &Connection, group: i64, users: &[i64]) -> Result<Ve
 /// Who `removeGroupMembers` would remove: the users that are members, each with whether it has
 /// assignments from the group to withdraw (and so is queued, P3, P5).
 pub fn members_to_remove(conn: &Connection, group: i64, users: &[i64]) -> Result<Vec<(i64, bool)>> {
-    require_group(conn, group)?;
-    let users = distinct_ids("users", users)?;
-    for user in &users {
-        require_user(conn, *user)?;
-    }
+    let users = member_list(conn, group, users)?;
     let mut member =
         conn.prepare_cached("SELECT 1 FROM members WHERE group_id = ?1 AND user_id = ?2")?;
     let mut rows =

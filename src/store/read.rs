@@ -63,6 +63,10 @@ pub struct UserView {
     pub display_name: String,
     pub usage_location: Option<String>,
     pub proxy_addresses: Vec<String>,
+    /// SCIM's `active`: false for a disabled account, which keeps its licenses (scim.md).
+    pub account_enabled: bool,
+    /// SCIM's `externalId`: the provisioning directory's id for the user.
+    pub external_id: Option<String>,
 }
 
 pub fn users(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, UserView>> {
@@ -72,7 +76,7 @@ pub fn users(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, UserView>> {
     }
     let marks = placeholders(ids.len());
     let mut stmt = conn.prepare(&format!(
-        "SELECT id, user_principal_name, display_name, usage_location FROM users WHERE id IN ({marks})"
+        "SELECT id, user_principal_name, display_name, usage_location, account_enabled, external_id FROM users WHERE id IN ({marks})"
     ))?;
     let rows = stmt.query_map(params_from_iter(ids), |r| {
         Ok(UserView {
@@ -81,6 +85,8 @@ pub fn users(conn: &Connection, ids: &[i64]) -> Result<HashMap<i64, UserView>> {
             display_name: r.get(2)?,
             usage_location: r.get(3)?,
             proxy_addresses: Vec::new(),
+            account_enabled: r.get(4)?,
+            external_id: r.get(5)?,
         })
     })?;
     for row in rows {

@@ -195,7 +195,21 @@ INSERT INTO assignment_errors (group_id, user_id, error_code)
 "#,
         Some(move_assignments),
     ),
-    // 6: the users with a direct license, in id order, for the redundant-license list (M2):
+    // 6: what provisioning over SCIM keeps (scim.md): whether the account is enabled (`active`),
+    // the directory's own id for a user or group (`externalId`), and an index for SCIM's
+    // lookups of a group by name.
+    (
+        r#"
+ALTER TABLE users ADD COLUMN account_enabled INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE users ADD COLUMN external_id TEXT;
+CREATE INDEX users_by_external_id ON users (external_id) WHERE external_id IS NOT NULL;
+ALTER TABLE groups ADD COLUMN external_id TEXT;
+CREATE INDEX groups_by_external_id ON groups (external_id) WHERE external_id IS NOT NULL;
+CREATE INDEX groups_by_display_name ON groups (display_name COLLATE NOCASE);
+"#,
+        None,
+    ),
+    // 7: the users with a direct license, in id order, for the redundant-license list (M2):
     // only direct sets are indexed, so processing a group writes no entry here.
     (
         "CREATE INDEX direct_sets ON assignment_sets (user_id) WHERE group_id = 0;",

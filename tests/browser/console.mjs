@@ -284,6 +284,9 @@ async function views() {
   await page.getByLabel("Sign-in name starts with").fill("DA");
   await page.getByRole("button", { name: "Search" }).click();
   await shows("1 whose sign-in name starts with “DA”");
+  // Dan's account is disabled (the test disables it before the walk): marked in the list.
+  const dan = page.locator("main table tbody tr", { hasText: "Dan" }).first();
+  check((await dan.innerText()).includes("Disabled"), "the users list marks a disabled account");
   await axe("the users list");
   await shot("users");
   await follow("Dan", "/users/7");
@@ -293,6 +296,7 @@ async function views() {
   await shows("How to fix it");
   await shows("Licenses held (1)");
   await shows("Effective location US");
+  await shows("Account disabled", "the user page marks a disabled account");
   await axe("a user");
   await shot("user");
   await fits("user");

@@ -356,6 +356,14 @@ fn rows(t: &Tenant) -> Vec<Row> {
     }
     row(
         "createUser",
+        "input.accountEnabled",
+        "accountEnabled a string".into(),
+        CREATE_USER,
+        json!({ "i": { "userPrincipalName": "new@contoso.com", "displayName": "New", "accountEnabled": "False" } }),
+        BAD,
+    );
+    row(
+        "createUser",
         "input",
         "input without a displayName".into(),
         CREATE_USER,
@@ -373,6 +381,17 @@ fn rows(t: &Tenant) -> Vec<Row> {
 
     // ---- updateUser ---------------------------------------------------------------------------
     let update = |id: &str, input: Value| json!({ "u": id, "i": input });
+    row(
+        "updateUser",
+        "input.accountEnabled",
+        "accountEnabled a number, beside a good name".into(),
+        UPDATE_USER,
+        update(
+            &t.ann,
+            json!({ "displayName": "Renamed", "accountEnabled": 0 }),
+        ),
+        BAD,
+    );
     row(
         "updateUser",
         "input",

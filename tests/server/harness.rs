@@ -649,6 +649,7 @@ const SNAPSHOT_GROUPS: &str = r#"query($after: String) {
 const SNAPSHOT_USERS: &str = r#"query($after: String) {
   users(first: 100, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { node {
     id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses
+    accountEnabled externalId
     memberOf { id }
     assignedLicenses { product { skuPartNumber } enabledPlans { servicePlanName } disabledPlans { servicePlanName } }
     licenseAssignmentStates { ...St }

@@ -11,6 +11,7 @@ import { previewDialog } from "../preview.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
 import {
+  CANCELLED,
   Pager,
   Slots,
   act,
@@ -155,7 +156,7 @@ export function render(ctx) {
             source: id,
             confirm: "Reprocess",
           });
-          if (!sure) return null;
+          if (!sure) return CANCELLED;
           await gql(`mutation ConsoleReprocessGroup($id: ID!) { reprocessGroup(groupId: $id) { id licenseProcessingState } }`, { id });
           return `Reprocessing ${plural(g.memberCount, "member")}: each is tried again in the background.`;
         });
@@ -388,7 +389,6 @@ export function render(ctx) {
                 showError(slot, new Error("Type the sign-in name of the user to add."));
                 return;
               }
-              let added = false;
               const done = await act(button, slot, async () => {
                 const found = await gql(`query ConsoleFindUser($upn: String!) { user(userPrincipalName: $upn) { id displayName userPrincipalName } }`, { upn: name });
                 if (!found.user) throw new Error(`No user has the sign-in name ${name}.`);
@@ -400,8 +400,7 @@ export function render(ctx) {
                   source: id,
                   confirm: "Add member",
                 });
-                if (!sure) return null;
-                added = true;
+                if (!sure) return CANCELLED;
                 await gql(`mutation ConsoleAddMembers($id: ID!, $users: [ID!]!) { addGroupMembers(groupId: $id, userIds: $users) { id memberCount } }`, {
                   id,
                   users: [found.user.id],
@@ -409,7 +408,7 @@ export function render(ctx) {
                 return `Added ${found.user.displayName} (${found.user.userPrincipalName}). Their licenses from this group are processed in the background.`;
               });
               // Cancelled at the preview: the name stays, to try again.
-              if (done && added) {
+              if (done) {
                 input.value = "";
                 await refresh();
               }
@@ -531,7 +530,7 @@ export function render(ctx) {
         empty: "Choose a product to add (its skuPartNumber, e.g. ENTERPRISEPACK).",
         save: async (sku) => {
           const add = [{ skuPartNumber: sku, disabledPlans: [] }];
-          if (!(await previewLicenseChange(`Add ${sku} to ${state.group.displayName}?`, add, [], "Add to group"))) return null;
+          if (!(await previewLicenseChange(`Add ${sku} to ${state.group.displayName}?`, add, [], "Add to group"))) return CANCELLED;
           await gql(GROUP_LICENSE, { id, add, remove: [] });
           return `Added ${sku}. Every member gets it in the background.`;
         },
@@ -559,7 +558,7 @@ export function render(ctx) {
           const disabledPlans = plans.disabledNames();
           const done = await act(save, slot, async () => {
             const add = [{ skuPartNumber: product.skuPartNumber, disabledPlans }];
-            if (!(await previewLicenseChange(`Save the plans of ${product.skuPartNumber}?`, add, [], "Save plans"))) return null;
+            if (!(await previewLicenseChange(`Save the plans of ${product.skuPartNumber}?`, add, [], "Save plans"))) return CANCELLED;
             await gql(GROUP_LICENSE, { id, add, remove: [] });
             return `Saved ${product.skuPartNumber}: ${disabledPlans.length === 0 ? "every plan on" : `${plural(disabledPlans.length, "plan")} off`}. Every member is processed again.`;
           });

@@ -17,6 +17,7 @@ import {
   Slots,
   act,
   badge,
+  disabledBadge,
   confirmDialog,
   emptyState,
   groupLink,
@@ -45,7 +46,7 @@ const SOURCE = "direct group { id displayName } product { skuPartNumber displayN
 const QUERY = `query ConsoleUser($id: ID!) {
   directory { defaultUsageLocation }
   user(id: $id) {
-    id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses hasLicenseErrors
+    id userPrincipalName displayName usageLocation effectiveUsageLocation proxyAddresses hasLicenseErrors accountEnabled
     memberOf { id displayName }
     assignedLicenses { product { skuPartNumber displayName } enabledPlans { ${PLAN} } disabledPlans { ${PLAN} } }
     licenseAssignmentStates {
@@ -176,7 +177,10 @@ export function render(ctx) {
       pageHeader({
         crumbs: [["Users", "/users"]],
         title: user.displayName,
-        badges: [errors.length > 0 ? badge("bad", `${plural(errors.length, "license error")}`) : badge("ok", "No license errors")],
+        badges: [
+          errors.length > 0 ? badge("bad", `${plural(errors.length, "license error")}`) : badge("ok", "No license errors"),
+          disabledBadge(user, "Account disabled"),
+        ],
         subtitle: user.userPrincipalName,
         actions,
       }),

@@ -3,14 +3,14 @@
 
 import { gql } from "../api.js";
 import { count, h, replace, uid } from "../dom.js";
-import { Pager, badge, emptyState, failure, loading, pageHeader, redraw, table, userLink } from "../ui.js";
+import { Pager, badge, disabledBadge, emptyState, failure, loading, pageHeader, redraw, table, userLink } from "../ui.js";
 
 const QUERY = `query ConsoleUsers($first: Int, $after: String, $prefix: String) {
   users(first: $first, after: $after, userPrincipalNameStartsWith: $prefix) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node {
-      id displayName userPrincipalName usageLocation effectiveUsageLocation hasLicenseErrors
+      id displayName userPrincipalName usageLocation effectiveUsageLocation hasLicenseErrors accountEnabled
       assignedLicenses { product { skuPartNumber displayName } }
     } }
   }
@@ -74,7 +74,7 @@ export function render(ctx) {
           node.assignedLicenses.length === 0
             ? h("span", { class: "muted" }, "None")
             : node.assignedLicenses.map((l) => h("span", { class: "chip", title: l.product.displayName }, l.product.skuPartNumber)),
-          node.hasLicenseErrors ? badge("bad", "License errors") : badge("ok", "No errors"),
+          [node.hasLicenseErrors ? badge("bad", "License errors") : badge("ok", "No errors"), disabledBadge(node) && " ", disabledBadge(node)],
         ]),
       }),
       pager.render(users, "users"),
