@@ -165,3 +165,15 @@ impl Loader<UserNameKey> for Loaders {
             .collect())
     }
 }
+
+/// Empties a request's caches (one line per key type above), after a write of that request.
+pub fn forget(loader: &super::RequestLoader) {
+    loader.clear::<UserKey>();
+    loader.clear::<GroupKey>();
+    loader.clear::<StatesKey>();
+    loader.clear::<MembershipsKey>();
+    loader.clear::<SeatsKey>();
+    loader.clear::<GroupNameKey>();
+    loader.clear::<UserNameKey>();
+    loader.clear::<DirectoryKey>();
+}

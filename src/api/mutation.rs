@@ -157,6 +157,11 @@ where
     match result {
         Ok(value) => {
             state.wake.notify_one();
+            // What an earlier field of this request read is out of date now: a later mutation
+            // of the same document answers from the tenant as this one left it.
+            if let Ok(loader) = super::types::loader(ctx) {
+                super::loaders::forget(loader);
+            }
             Ok(value)
         }
         Err(e) => Err(mutation_error(ctx, e).await),

@@ -1452,3 +1452,34 @@ fn m1_a_direct_license_covered_by_active_group_assignments_together() {
         Err(redundant::NotRedundant::NotDirect)
     );
 }
+
+#[test]
+fn w5_an_error_listing_the_same_products_in_another_order_is_unchanged() {
+    let mut f = Fx::new();
+    f.seats.set_prepaid(f.p("ENTERPRISEPACK"), 0);
+    f.seats.set_prepaid(f.p("WORKPLACE_ANALYTICS"), 0);
+    let mut ann = f.user(1);
+    f.join(
+        &mut ann,
+        G,
+        &[("ENTERPRISEPACK", &[]), ("WORKPLACE_ANALYTICS", &[])],
+    );
+    assert_eq!(
+        f.state(&ann, Source::Group(G), "ENTERPRISEPACK").1,
+        Some(ErrorCode::CountViolation)
+    );
+    // The group's products in the other order (a product given again goes last), and the
+    // user's records as the store reads them back, in that order: the same seats are short,
+    // said in that order.
+    ann.assignments.reverse();
+    let set = vec![
+        f.spec("WORKPLACE_ANALYTICS", &[]),
+        f.spec("ENTERPRISEPACK", &[]),
+    ];
+    let engine = Engine::new(&f.table, f.default);
+    let mut seats = f.seats.clone();
+    let mut preview = preview::Preview::new(Source::Group(G), &seats);
+    engine.preview_members(&mut preview, G, &set, [(&mut ann, true)], &mut seats);
+    preview.finish(&seats);
+    assert_eq!(preview.entries()[0].outcome, preview::Outcome::Unchanged);
+}

@@ -243,3 +243,32 @@ fn sigterm_stops_the_server_cleanly() {
         .expect("the server stops within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status}");
 }
+
+/// Mutations of one document run one after the other (GraphQL's rule); each answers with the
+/// tenant as its own write left it, not as an earlier field of the same request read it.
+#[test]
+fn each_mutation_of_a_document_answers_after_its_own_write() {
+    let s = crate::harness::fresh();
+    let data = s.ok(
+        "mutation {
+           a: setPrepaidUnits(skuPartNumber: \"ENTERPRISEPACK\", units: 1) { skuPartNumber prepaidUnits }
+           b: setPrepaidUnits(skuPartNumber: \"EMS\", units: 2) { skuPartNumber prepaidUnits }
+           c: setPrepaidUnits(skuPartNumber: \"ENTERPRISEPACK\", units: 3) { prepaidUnits availableUnits }
+         }",
+        json!({}),
+    );
+    assert_eq!(data["a"]["prepaidUnits"], 1, "{data:#}");
+    assert_eq!(data["b"]["prepaidUnits"], 2, "{data:#}");
+    assert_eq!(data["c"]["prepaidUnits"], 3, "{data:#}");
+    assert_eq!(data["c"]["availableUnits"], 3, "{data:#}");
+    let user = s.create_user("ann@contoso.com", Some("US"));
+    let data = s.ok(
+        "mutation($u: ID!) {
+           a: updateUser(id: $u, input: { displayName: \"First\" }) { displayName }
+           b: updateUser(id: $u, input: { displayName: \"Second\" }) { displayName }
+         }",
+        json!({ "u": user }),
+    );
+    assert_eq!(data["a"]["displayName"], "First", "{data:#}");
+    assert_eq!(data["b"]["displayName"], "Second", "{data:#}");
+}
