@@ -272,3 +272,44 @@ fn each_mutation_of_a_document_answers_after_its_own_write() {
     assert_eq!(data["a"]["displayName"], "First", "{data:#}");
     assert_eq!(data["b"]["displayName"], "Second", "{data:#}");
 }
+
+/// A log read by another program (a file, journald, a pipe as here) has no terminal colour
+/// codes in it.
+#[test]
+fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new().expect("temp dir");
+    let mut child = Command::new(crate::harness::BIN)
+        .args(["serve", "--demo", "--db"])
+        .arg(dir.path().join("t.db"))
+        .arg("--rules")
+        .arg(bundled_rules())
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env_remove("GROUP_LICENSING_ALLOWED_ORIGINS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the start line");
+    assert!(line.starts_with("listening on "), "{line}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("read the log");
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a piped log: {log:?}"
+    );
+}
