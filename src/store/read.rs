@@ -400,9 +400,17 @@ pub struct GroupFilter {
     pub name_contains: Option<String>,
     /// Only those in this processing state (P9): `QUEUED`, `IN_PROGRESS` or `COMPLETE`.
     pub state: Option<&'static str>,
+    /// Most users in error first (Q2), ties by id; otherwise by id.
+    pub by_errors: bool,
 }
 
-/// Groups by id, those `filter` keeps.
+/// A place in the list of groups by users in error: `(users in error, id)` in one cursor key.
+pub fn error_order_key(users: i64, id: i64) -> i64 {
+    (users << 32) | (id & 0xffff_ffff)
+}
+
+/// Groups by id (or by users in error, see [`GroupFilter::by_errors`]: the keys are then
+/// [`error_order_key`]s), those `filter` keeps.
 pub fn group_page(
     conn: &Connection,
     after: i64,
@@ -441,15 +449,39 @@ pub fn group_page(
     } else {
         conditions.join(" AND ")
     };
-    let mut page_args = vec![rusqlite::types::Value::from(after)];
-    page_args.extend(args.iter().cloned());
-    page_args.push((first as i64 + 1).into());
-    let keys = conn
-        .prepare(&format!(
+    let keys = if filter.by_errors {
+        // Most users in error first: what needs attention first on a big tenant (Q2). Groups
+        // are few beside users, so the whole list is sorted; the cursor is (count, id).
+        let mut page_args: Vec<rusqlite::types::Value> = args.clone();
+        let after_clause = if after > 0 {
+            page_args.push((after >> 32).into());
+            page_args.push((after >> 32).into());
+            page_args.push((after & 0xffff_ffff).into());
+            "AND (n < ? OR (n = ? AND g.id > ?))"
+        } else {
+            ""
+        };
+        page_args.push((first as i64 + 1).into());
+        let rows: Vec<(i64, i64)> = conn
+            .prepare(&format!(
+                "SELECT g.id, n FROM (SELECT g.id AS id, coalesce((SELECT e.users FROM group_errors e WHERE e.group_id = g.id AND e.error_code = ''), 0) AS n FROM groups g WHERE {condition}) AS g
+                  WHERE 1 {after_clause} ORDER BY n DESC, g.id LIMIT ?"
+            ))?
+            .query_map(params_from_iter(page_args), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .map(|(id, n)| error_order_key(n, id))
+            .collect()
+    } else {
+        let mut page_args = vec![rusqlite::types::Value::from(after)];
+        page_args.extend(args.iter().cloned());
+        page_args.push((first as i64 + 1).into());
+        conn.prepare(&format!(
             "SELECT g.id FROM groups g WHERE g.id > ? AND {condition} ORDER BY g.id LIMIT ?"
         ))?
         .query_map(params_from_iter(page_args), |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+        .collect::<rusqlite::Result<_>>()?
+    };
     let total = conn.query_row(
         &format!("SELECT count(*) FROM groups g WHERE {condition}"),
         params_from_iter(args),

@@ -154,3 +154,52 @@ fn products_bought_or_used_are_told_from_the_rest_of_the_catalog() {
     assert_eq!(rest.len() + used.len(), all.len());
     assert!(rest.iter().all(|p| !used.contains(p)));
 }
+
+/// Q2 on a big tenant: the groups with the most users in error first, ties by id, paged with
+/// cursors of their own (the id order's are refused), filters kept.
+#[test]
+fn groups_are_ordered_by_users_in_error_most_first() {
+    let s = fresh();
+    s.set_prepaid("ENTERPRISEPACK", 0);
+    // Users in error per group: one with none, then 1, 3, 2 and 3 again.
+    let sizes = [0usize, 1, 3, 2, 3];
+    let mut groups = Vec::new();
+    for (g, n) in sizes.iter().enumerate() {
+        let id = s.create_group(&format!("G{g}"));
+        let users: Vec<String> = (0..*n)
+            .map(|u| s.create_user(&format!("u{g}-{u}@contoso.com"), Some("US")))
+            .collect();
+        if *n > 0 {
+            s.assign_group(&id, json!([{ "skuPartNumber": "ENTERPRISEPACK" }]), &[]);
+            let refs: Vec<&str> = users.iter().map(String::as_str).collect();
+            s.add_members(&id, &refs);
+            s.wait_complete(&id);
+        }
+        groups.push(id);
+    }
+    let query = "query ($first: Int, $after: String, $e: Boolean) {
+        groups(orderBy: LICENSE_ERROR_COUNT_DESC, first: $first, after: $after, hasMembersWithLicenseErrors: $e) {
+            totalCount pageInfo { hasNextPage endCursor } edges { node { displayName licenseErrorCount } } } }";
+    let all = s.ok(query, json!({ "first": 10 }))["groups"].clone();
+    assert_eq!(
+        names(&all, "displayName"),
+        ["G2", "G4", "G3", "G1", "G0"],
+        "{all:#}"
+    );
+    assert_eq!(all["totalCount"], 5);
+    let first = s.ok(query, json!({ "first": 2, "e": true }))["groups"].clone();
+    assert_eq!(names(&first, "displayName"), ["G2", "G4"]);
+    assert_eq!(first["totalCount"], 4);
+    let next = s.ok(
+        query,
+        json!({ "first": 2, "e": true, "after": first["pageInfo"]["endCursor"] }),
+    )["groups"]
+        .clone();
+    assert_eq!(names(&next, "displayName"), ["G3", "G1"]);
+    assert_eq!(next["pageInfo"]["hasNextPage"], false);
+    let by_id = s.ok("{ groups(first: 1) { pageInfo { endCursor } } }", json!({}))["groups"]
+        ["pageInfo"]["endCursor"]
+        .clone();
+    let refused = s.err(query, json!({ "after": by_id }));
+    assert_eq!(code(&refused), "BAD_USER_INPUT", "{refused:#}");
+}

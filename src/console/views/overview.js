@@ -1,6 +1,7 @@
-// Overview (`/`): the seeds' information box. Groups that need attention (users in error) with
-// their count and top reason; products bought or used with their seats, the ones out of seats
-// first; groups being processed, with progress, polled every 2 s while any runs or waits.
+// Overview (`/`): the seeds' information box. Groups that need attention (users in error), the
+// most users in error first, with their count and top reason; products bought or used with
+// their seats, the ones out of seats first; groups being processed, with progress, polled every
+// 2 s while any runs or waits.
 // Active alerts and recent activity take their panels here once the API has them.
 
 import { gql } from "../api.js";
@@ -14,7 +15,7 @@ const SHOWN = 10;
 
 const QUERY = `query ConsoleOverview($shown: Int) {
   directory { displayName defaultUsageLocation }
-  attention: groups(first: $shown, hasMembersWithLicenseErrors: true) {
+  attention: groups(first: $shown, hasMembersWithLicenseErrors: true, orderBy: LICENSE_ERROR_COUNT_DESC) {
     totalCount
     edges { node { id displayName memberCount licenseErrorCount licenseErrorCounts { error count } } }
   }
