@@ -266,6 +266,27 @@ export async function loadOne(ctx, { query, variables, field, crumb, title, miss
 }
 
 /**
+ * The asker of a list that asks again and again (pages, filters): each ask resolves to the
+ * server's data, or to null when the view was left, a later ask overtook it (the admin may page
+ * faster than answers come, and only the latest is drawn), or it failed; a failure is drawn in
+ * `into` with `title`.
+ */
+export function latestOnly(ctx, into, title) {
+  let asked = 0;
+  return async (query, variables) => {
+    const mine = ++asked;
+    let data;
+    try {
+      data = await gql(query, variables);
+    } catch (error) {
+      if (ctx.alive() && mine === asked) replace(into, failure(error, title));
+      return null;
+    }
+    return ctx.alive() && mine === asked ? data : null;
+  };
+}
+
+/**
  * Runs an action from `button`: the button is busy meanwhile; `work` resolves to the message
  * to show (or CANCELLED), or rejects with the server's error, shown in `slot`. Resolves to
  * whether it did something.

@@ -17,8 +17,8 @@ import {
   act,
   badge,
   emptyState,
-  failure,
   keepFocus,
+  latestOnly,
   loadOne,
   loading,
   outOfSeats,
@@ -308,18 +308,11 @@ export function render(ctx) {
       ),
       list,
     );
-    let asked = 0;
+    const ask = latestOnly(ctx, list, "The users in error could not be loaded.");
     async function load() {
       fillReasons();
-      const mine = ++asked;
-      let data;
-      try {
-        data = await gql(ERRORS_QUERY, { id, first: pager.first, after: pager.after, error: state.reason || null });
-      } catch (error) {
-        if (ctx.alive() && mine === asked) replace(list, failure(error, "The users in error could not be loaded."));
-        return;
-      }
-      if (!ctx.alive() || mine !== asked || !data.group) return;
+      const data = await ask(ERRORS_QUERY, { id, first: pager.first, after: pager.after, error: state.reason || null });
+      if (!data?.group) return;
       const connection = data.group.membersWithLicenseErrors;
       const rows = [];
       for (const { node } of connection.edges) {
@@ -448,17 +441,10 @@ export function render(ctx) {
       keepFocus(listSlot);
     }
 
-    let asked = 0;
+    const ask = latestOnly(ctx, list, "The members could not be loaded.");
     async function load() {
-      const mine = ++asked;
-      let data;
-      try {
-        data = await gql(MEMBERS_QUERY, { id, first: pager.first, after: pager.after });
-      } catch (error) {
-        if (ctx.alive() && mine === asked) replace(list, failure(error, "The members could not be loaded."));
-        return;
-      }
-      if (!ctx.alive() || mine !== asked || !data.group) return;
+      const data = await ask(MEMBERS_QUERY, { id, first: pager.first, after: pager.after });
+      if (!data?.group) return;
       const connection = data.group.members;
       if (connection.totalCount === 0) {
         redraw(list, emptyState("This group has no members.", ctx.canEdit ? "Add one by sign-in name above." : null));

@@ -2,10 +2,21 @@
 // the admin center's columns (name, members, licenses, status, users in error); paged with the
 // API's cursors, the total from totalCount. Filters live in the address (?q=, ?errors=, ?state=).
 
-import { gql } from "../api.js";
 import { count, h, replace, uid } from "../dom.js";
 import { PROCESSING_LABELS, groupStatus } from "../labels.js";
-import { Pager, badge, emptyState, errorCount, failure, groupLink, loading, pageHeader, progress, redraw, table } from "../ui.js";
+import {
+  Pager,
+  badge,
+  emptyState,
+  errorCount,
+  groupLink,
+  latestOnly,
+  loading,
+  pageHeader,
+  progress,
+  redraw,
+  table,
+} from "../ui.js";
 
 const QUERY = `query ConsoleGroups($first: Int, $after: String, $name: String, $errors: Boolean, $state: LicenseProcessingState) {
   groups(first: $first, after: $after, displayNameContains: $name, hasMembersWithLicenseErrors: $errors, licenseProcessingState: $state) {
@@ -76,25 +87,17 @@ export function render(ctx) {
     h("section", { class: "panel", "aria-label": "Groups" }, form, results),
   );
 
-  let asked = 0;
+  const ask = latestOnly(ctx, results, "The groups could not be loaded.");
   let polling = false;
   async function load() {
-    const mine = ++asked;
-    let data;
-    try {
-      data = await gql(QUERY, {
-        first: pager.first,
-        after: pager.after,
-        name: filters.q || null,
-        errors: filters.errors === "" ? null : ERRORS[filters.errors],
-        state: filters.state || null,
-      });
-    } catch (error) {
-      if (ctx.alive() && mine === asked) replace(results, failure(error, "The groups could not be loaded."));
-      return;
-    }
-    // Only the answer to the latest request is drawn (the admin may page faster than it comes).
-    if (!ctx.alive() || mine !== asked) return;
+    const data = await ask(QUERY, {
+      first: pager.first,
+      after: pager.after,
+      name: filters.q || null,
+      errors: filters.errors === "" ? null : ERRORS[filters.errors],
+      state: filters.state || null,
+    });
+    if (!data) return;
     const { groups } = data;
     const filtered = filters.q || filters.errors || filters.state;
     replace(totalBox, filtered ? `${count(groups.totalCount)} matching` : `${count(groups.totalCount)} in the directory`);

@@ -12,9 +12,9 @@ import {
   badge,
   emptyState,
   errorCount,
-  failure,
   groupLink,
   keepFocus,
+  latestOnly,
   loadOne,
   loading,
   outOfSeats,
@@ -196,17 +196,10 @@ export function render(ctx) {
     });
   }
 
-  let asked = 0;
+  const ask = latestOnly(ctx, holders, "The licensed users could not be loaded.");
   async function loadHolders() {
-    const mine = ++asked;
-    let data;
-    try {
-      data = await gql(HOLDERS, { sku, first: pager.first, after: pager.after });
-    } catch (error) {
-      if (ctx.alive() && mine === asked) replace(holders, failure(error, "The licensed users could not be loaded."));
-      return;
-    }
-    if (!ctx.alive() || mine !== asked || !data.product) return;
+    const data = await ask(HOLDERS, { sku, first: pager.first, after: pager.after });
+    if (!data?.product) return;
     const connection = data.product.licensedUsers;
     if (holderCount !== connection.totalCount) {
       holderCount = connection.totalCount;

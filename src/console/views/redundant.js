@@ -12,9 +12,9 @@ import {
   act,
   confirmDialog,
   emptyState,
-  failure,
   groupLink,
   keepFocus,
+  latestOnly,
   loading,
   pageHeader,
   productCell,
@@ -153,17 +153,10 @@ export function render(ctx) {
     ),
   );
 
-  let asked = 0;
+  const ask = latestOnly(ctx, list, "The redundant direct licenses could not be loaded.");
   async function load() {
-    const mine = ++asked;
-    let data;
-    try {
-      data = await gql(QUERY, { first: pager.first, after: pager.after, sku: sku || null });
-    } catch (error) {
-      if (ctx.alive() && mine === asked) replace(list, failure(error, "The redundant direct licenses could not be loaded."));
-      return;
-    }
-    if (!ctx.alive() || mine !== asked) return;
+    const data = await ask(QUERY, { first: pager.first, after: pager.after, sku: sku || null });
+    if (!data) return;
     const connection = data.redundantDirectLicenses;
     replace(totalBox, `${count(connection.totalCount)} direct ${connection.totalCount === 1 ? "license is" : "licenses are"} covered by groups${sku ? ` (${sku})` : ""}`);
     if (connection.totalCount === 0) {

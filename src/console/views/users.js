@@ -1,9 +1,19 @@
 // Users (`/users`): find a user by the start of the sign-in name (the API's prefix search, in
 // name order) or page through the directory by id; the prefix is in the address (?q=).
 
-import { gql } from "../api.js";
 import { count, h, replace, uid } from "../dom.js";
-import { Pager, badge, disabledBadge, emptyState, failure, loading, pageHeader, redraw, table, userLink } from "../ui.js";
+import {
+  Pager,
+  badge,
+  disabledBadge,
+  emptyState,
+  latestOnly,
+  loading,
+  pageHeader,
+  redraw,
+  table,
+  userLink,
+} from "../ui.js";
 
 const QUERY = `query ConsoleUsers($first: Int, $after: String, $prefix: String) {
   users(first: $first, after: $after, userPrincipalNameStartsWith: $prefix) {
@@ -45,17 +55,10 @@ export function render(ctx) {
   );
   replace(ctx.main, pageHeader({ title: "Users", subtitle: totalBox }), h("section", { class: "panel", "aria-label": "Users" }, form, results));
 
-  let asked = 0;
+  const ask = latestOnly(ctx, results, "The users could not be loaded.");
   async function load() {
-    const mine = ++asked;
-    let data;
-    try {
-      data = await gql(QUERY, { first: pager.first, after: pager.after, prefix: prefix || null });
-    } catch (error) {
-      if (ctx.alive() && mine === asked) replace(results, failure(error, "The users could not be loaded."));
-      return;
-    }
-    if (!ctx.alive() || mine !== asked) return;
+    const data = await ask(QUERY, { first: pager.first, after: pager.after, prefix: prefix || null });
+    if (!data) return;
     const { users } = data;
     replace(totalBox, prefix ? `${count(users.totalCount)} whose sign-in name starts with “${prefix}”` : `${count(users.totalCount)} in the directory`);
     if (users.edges.length === 0) {
