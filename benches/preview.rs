@@ -206,19 +206,8 @@ fn main() {
     let Some(args) = Args::from_env() else {
         return;
     };
-    let mut sizes: Vec<u64> = match args.value("--sizes") {
-        Some(list) => list
-            .split(',')
-            .map(|n| n.trim().parse().expect("--sizes takes numbers"))
-            .collect(),
-        None => vec![100_000],
-    };
-    if args.flag("--full") {
-        sizes.push(1_000_000);
-    }
-    let runs: usize = args
-        .value("--runs")
-        .map_or(3, |n| n.parse().expect("--runs takes a number"));
+    let sizes = args.sizes(&[100_000]);
+    let runs: usize = args.number("--runs", 3);
     let dir = tempfile::TempDir::new().expect("temp dir");
     for users in sizes {
         let pristine = generate(dir.path(), users);

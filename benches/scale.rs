@@ -54,16 +54,7 @@ fn main() {
     let Some(args) = Args::from_env() else {
         return;
     };
-    let mut sizes: Vec<u64> = match args.value("--sizes") {
-        Some(list) => list
-            .split(',')
-            .map(|n| n.trim().parse().expect("--sizes takes numbers"))
-            .collect(),
-        None => vec![10_000, 100_000],
-    };
-    if args.flag("--full") {
-        sizes.push(1_000_000);
-    }
+    let sizes = args.sizes(&[10_000, 100_000]);
     let runs: usize = args.number("--runs", 3);
     let dir = tempfile::tempdir().expect("temp dir");
     println!("B1 processing: N members, three products, seats for 95% (median of {runs} runs)");

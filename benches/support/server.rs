@@ -217,6 +217,21 @@ impl Args {
     }
 
     /// The number after `name`, or `default`; anything else stops the benchmark.
+    /// The tenant sizes to run: `--sizes 10000,50000`, or `default`; `--full` adds 1,000,000.
+    pub fn sizes(&self, default: &[u64]) -> Vec<u64> {
+        let mut sizes: Vec<u64> = match self.value("--sizes") {
+            Some(list) => list
+                .split(',')
+                .map(|n| n.trim().parse().expect("--sizes takes numbers"))
+                .collect(),
+            None => default.to_vec(),
+        };
+        if self.flag("--full") {
+            sizes.push(1_000_000);
+        }
+        sizes
+    }
+
     pub fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
         self.value(name).map_or(default, |v| {
             v.parse()
