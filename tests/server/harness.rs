@@ -673,3 +673,49 @@ pub fn copy_rules(from: &Path, dir: &Path, name: &str) -> PathBuf {
     }
     to
 }
+
+/// Sends one request over a raw connection and returns its status and the whole response.
+/// `head` is the request line and the headers of the request's own (Host, Connection and the
+/// body's length or chunked coding are added). The body is written by a thread of its own, so
+/// that a server answering before it has read it all (413, its right) is seen answering.
+pub fn raw_request(s: &Server, head: &str, body: Vec<u8>, chunked: bool) -> (u16, String) {
+    use std::io::{Read, Write};
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_string()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
+    let head = format!("{head}\r\nHost: {addr}\r\n{framing}\r\nConnection: close\r\n\r\n");
+    let mut writer = stream.try_clone().expect("clone the stream");
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        if chunked {
+            for piece in body.chunks(64 * 1024) {
+                if write!(writer, "{:x}\r\n", piece.len()).is_err()
+                    || writer.write_all(piece).is_err()
+                    || writer.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+            }
+            let _ = writer.write_all(b"0\r\n\r\n");
+        } else {
+            let _ = writer.write_all(&body);
+        }
+    });
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let _ = sender.join();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
+    (status, text)
+}

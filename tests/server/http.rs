@@ -1,13 +1,8 @@
 //! The HTTP side of the server: GET for queries, no mutation over GET, GraphiQL for browsers,
 //! `/healthz`, the body limit.
-
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::harness::fresh;
+use crate::harness::{fresh, raw_request};
 
 fn groups_total(s: &crate::harness::Server) -> i64 {
     s.ok("{ groups { totalCount } }", json!({}))["groups"]["totalCount"]
@@ -126,53 +121,14 @@ fn healthz_answers() {
     assert_eq!(health["processing"], "idle", "{health}");
 }
 
-/// Sends a POST with `body` over a raw connection (a writer thread, so that a server that
-/// answers before reading the whole body is seen answering) and returns the status line and
-/// the response.
+/// Sends a POST of `body` to /graphql over a raw connection (see `harness::raw_request`).
 fn raw_post(s: &crate::harness::Server, body: Vec<u8>, chunked: bool) -> (u16, String) {
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut stream = TcpStream::connect(&addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
-    let head = if chunked {
-        format!(
-            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-    } else {
-        format!(
-            "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        )
-    };
-    let mut writer = stream.try_clone().expect("clone the stream");
-    let sender = std::thread::spawn(move || {
-        let _ = writer.write_all(head.as_bytes());
-        if chunked {
-            for piece in body.chunks(64 * 1024) {
-                if write!(writer, "{:x}\r\n", piece.len()).is_err()
-                    || writer.write_all(piece).is_err()
-                    || writer.write_all(b"\r\n").is_err()
-                {
-                    return;
-                }
-            }
-            let _ = writer.write_all(b"0\r\n\r\n");
-        } else {
-            // The server may close the connection before it has it all: that is its right.
-            let _ = writer.write_all(&body);
-        }
-    });
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let _ = sender.join();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
-    (status, text)
+    raw_request(
+        s,
+        "POST /graphql HTTP/1.1\r\nContent-Type: application/json",
+        body,
+        chunked,
+    )
 }
 
 fn padded_request(size: usize) -> Vec<u8> {

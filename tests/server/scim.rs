@@ -7,11 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Server, fresh, license, scenario_rules, str_of};
+use crate::harness::{Server, fresh, license, raw_request, scenario_rules, str_of};
 use crate::security::wait_until;
 
 pub const EXT: &str = "urn:ietf:params:scim:schemas:extension:grouplicensing:2.0:User";
@@ -110,32 +109,13 @@ fn scim_over_tcp(
     body: &str,
     content_type: &str,
 ) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("read timeout");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "{method} /scim/v2{path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
+    let auth = token.map_or(String::new(), |t| format!("\r\nAuthorization: Bearer {t}"));
+    let (status, text) = raw_request(
+        s,
+        &format!("{method} /scim/v2{path} HTTP/1.1\r\nContent-Type: {content_type}{auth}"),
+        body.as_bytes().to_vec(),
+        false,
     );
-    let mut writer = stream.try_clone().expect("clone the stream");
-    let body = body.to_string();
-    let sender = std::thread::spawn(move || {
-        let _ = writer.write_all(head.as_bytes());
-        let _ = writer.write_all(body.as_bytes());
-    });
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let _ = sender.join();
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     assert!(
         head.to_ascii_lowercase()
