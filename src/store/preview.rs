@@ -70,23 +70,11 @@ pub fn preview(conn: &Connection, table: &RuleTable, change: &Change) -> Result<
         }
         Change::AddGroupMembers { group, users } => {
             let joining = ops::members_to_add(conn, *group, users)?;
-            let licenses = ops::group_licenses(conn, table, *group)?;
-            let queued: Vec<i64> = joining
-                .iter()
-                .filter(|(_, q)| *q)
-                .map(|(u, _)| *u)
-                .collect();
-            member_items(conn, &engine, *group, &licenses, &queued, true, &mut seats)?
+            member_items(conn, &engine, *group, &joining, true, &mut seats)?
         }
         Change::RemoveGroupMembers { group, users } => {
             let leaving = ops::members_to_remove(conn, *group, users)?;
-            let licenses = ops::group_licenses(conn, table, *group)?;
-            let queued: Vec<i64> = leaving
-                .iter()
-                .filter(|(_, q)| *q)
-                .map(|(u, _)| *u)
-                .collect();
-            member_items(conn, &engine, *group, &licenses, &queued, false, &mut seats)?
+            member_items(conn, &engine, *group, &leaving, false, &mut seats)?
         }
         Change::AssignLicense { user, add, remove } => {
             let change = ops::direct_change(conn, table, *user, add, remove)?;
@@ -141,21 +129,26 @@ fn group_run(
     Ok(preview)
 }
 
-/// Work items of one user each (`addGroupMembers`, `removeGroupMembers`), run in the order they
-/// are queued against one seat counter.
+/// Work items of one user each (`addGroupMembers`, `removeGroupMembers`): the `listed` users
+/// that the mutation queues, run in the order they are queued against one seat counter.
 fn member_items(
     conn: &Connection,
     engine: &Engine<'_>,
     group: i64,
-    licenses: &[LicenseSpec],
-    users: &[i64],
+    listed: &[(i64, bool)],
     member: bool,
     seats: &mut SeatCounter,
 ) -> Result<Preview> {
+    let licenses = ops::group_licenses(conn, engine.table, group)?;
+    let users: Vec<i64> = listed
+        .iter()
+        .filter(|(_, queued)| *queued)
+        .map(|(u, _)| *u)
+        .collect();
     let g = GroupId(group);
     let mut preview = Preview::new(Source::Group(g), seats);
     let mut chunks = users.chunks(CHUNK);
-    pipeline(engine, g, licenses, &mut preview, seats, || {
+    pipeline(engine, g, &licenses, &mut preview, seats, || {
         chunks
             .next()
             .map(|ids| Ok((load_users(conn, engine.table, ids)?, member)))
