@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod generate;
+pub mod history;
 pub mod holders;
 pub mod ops;
 pub mod preview;
