@@ -9,6 +9,7 @@ pub mod console;
 pub mod demo;
 pub mod graphiql;
 mod graphql;
+pub(crate) use graphql::actor_of;
 pub mod guard;
 mod negotiate;
 mod pages;
@@ -338,7 +339,9 @@ async fn reload_on_sighup(
         tokio::select! {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the rules");
-                let _ = api::reload_rules(&app).await;
+                // A signal comes from the machine itself (H3).
+                let local = api::Acting::new(store::history::Actor::local());
+                let _ = api::reload_rules(&app, &local).await;
                 match auth.reload() {
                     Ok((0, 0)) => {}
                     Ok((admins, readers)) => tracing::info!(admin_tokens = admins, reader_tokens = readers, "SIGHUP: tokens re-read"),
