@@ -56,6 +56,8 @@ pub struct Config {
     pub allowed_origins: Vec<AllowedOrigin>,
     /// Users deleted over SCIM in an hour at most (scim.md "Access").
     pub scim_max_deletions_per_hour: u32,
+    /// Days of history kept (H1); `None`: all of it.
+    pub audit_retention_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +172,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         wake: Arc::new(Notify::new()),
     };
     let (stop, stopped) = watch::channel(false);
+    if let Some(days) = config.audit_retention_days {
+        tokio::spawn(crate::processing::retention::run(
+            store.clone(),
+            days,
+            stopped.clone(),
+        ));
+    }
     let worker = tokio::spawn(crate::processing::run(
         store.clone(),
         live,

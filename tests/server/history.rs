@@ -817,3 +817,48 @@ fn audit_events_are_filtered_paged_newest_first_and_counted_exactly() {
     );
     assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT");
 }
+
+#[test]
+fn the_retention_removes_the_events_older_than_it_and_keeps_the_rest() {
+    let dir = TempDir::new().expect("dir");
+    let db = dir.path().join("t.db");
+    let s = Server::start(&db, &scenario_rules());
+    for name in ["Old 1", "Old 2", "New 1"] {
+        s.create_group(name);
+    }
+    let all = events_after(&s, 0);
+    assert_eq!(all.len(), 3);
+    s.kill();
+    {
+        // Two events from long ago (ids in time order, as the writer keeps them).
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute(
+            "UPDATE audit_events SET at = '2020-01-01T00:00:00.000Z' WHERE id <= ?1",
+            [id_of(&all[1])],
+        )
+        .expect("age two events");
+    }
+    let s = Server::start_with(&db, &scenario_rules(), &["--audit-retention-days", "30"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let left = loop {
+        let left = events_after(&s, 0);
+        if left.len() < 3 || std::time::Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(left.len(), 1, "{left:#?}");
+    assert_eq!(left[0]["id"], all[2]["id"]);
+    let total = s.ok("{ auditEvents { totalCount } }", json!({}));
+    assert_eq!(total["auditEvents"]["totalCount"], 1);
+    audit_is_clean(&s);
+    s.kill();
+    // A retention that is not a number of days is refused at start.
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["serve", "--audit-retention-days", "0", "--db"])
+        .arg(&db)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--audit-retention-days"));
+}
