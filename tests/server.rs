@@ -21,6 +21,8 @@ mod durability;
 mod errors;
 #[path = "server/history.rs"]
 mod history;
+#[path = "support/history_replay.rs"]
+mod history_replay;
 #[path = "server/http.rs"]
 mod http;
 #[path = "server/lifecycle.rs"]
