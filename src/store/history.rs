@@ -10,8 +10,10 @@
 //! - an event is one row; its targets are a small JSON array (`[[type, id, name, [[property,
 //!   old, new], …]], …]`); actors are a table of their own, named once;
 //! - the user and the group an event is about are columns with partial indexes, products a
-//!   table of `(sku, event)`: the filters of `auditEvents` walk one of them newest first;
-//! - `id`s only grow (`AUTOINCREMENT`) and times never go back (the writer takes the later of
+//!   table of `(product, event)` (products by a number of their own, `audit_skus`): the filters
+//!   of `auditEvents` walk one of them newest first;
+//! - `id`s only grow (pruning always keeps the newest event, so no id is given twice) and times
+//!   never go back (the writer takes the later of
 //!   the clock and the last event's time), so id order is time order: a time range is an id
 //!   range, found by bisection, and with only a prefix ever pruned, the events of an id range
 //!   are counted by subtraction;
@@ -428,6 +430,8 @@ pub struct Journal<'t> {
     at: String,
     insert: CachedStatement<'t>,
     product: CachedStatement<'t>,
+    /// Products by their number in `audit_skus`, as looked up (or added) so far.
+    skus: HashMap<String, i64>,
     tx: &'t Transaction<'t>,
     /// Events per category and result written so far, kept in `audit_counts` at the end.
     counts: HashMap<(Category, bool), i64>,
@@ -458,12 +462,12 @@ impl<'t> Journal<'t> {
             at,
             insert: tx.prepare_cached(
                 "INSERT INTO audit_events (at, category, activity, actor, failed, reason, correlation, user_id, group_id, targets)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                 RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?,
             product: tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit_products (sku, event) VALUES (?1, ?2)",
+                "INSERT INTO audit_products (product, event) VALUES (?1, ?2)",
             )?,
+            skus: HashMap::new(),
             tx,
             counts: HashMap::new(),
         })
@@ -476,7 +480,7 @@ impl<'t> Journal<'t> {
 
     pub fn record(&mut self, event: &Event) -> Result<i64> {
         let targets = encode_targets(&event.targets);
-        let id: i64 = self.insert.query_row(
+        self.insert.execute(
             params![
                 self.at,
                 event.category as i64,
@@ -489,12 +493,24 @@ impl<'t> Journal<'t> {
                 event.group,
                 targets
             ],
-            |r| r.get(0),
         )?;
+        let id = self.tx.last_insert_rowid();
         // The first event of a request or run is its correlation (stored as NULL: itself).
         self.correlation.get_or_insert(id);
+        let mut done: Vec<i64> = Vec::with_capacity(event.products.len());
         for sku in &event.products {
-            self.product.execute(params![sku, id])?;
+            let product = match self.skus.get(sku) {
+                Some(n) => *n,
+                None => {
+                    let n = sku_number(self.tx, sku)?;
+                    self.skus.insert(sku.clone(), n);
+                    n
+                }
+            };
+            if !done.contains(&product) {
+                self.product.execute(params![product, id])?;
+                done.push(product);
+            }
         }
         *self
             .counts
@@ -515,6 +531,19 @@ impl<'t> Journal<'t> {
         }
         Ok(self.correlation)
     }
+}
+
+/// A product's number in `audit_skus`, given at its first event.
+fn sku_number(tx: &Transaction<'_>, sku: &str) -> Result<i64> {
+    if let Some(n) = tx
+        .prepare_cached("SELECT id FROM audit_skus WHERE sku = ?1")?
+        .query_row([sku], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(n);
+    }
+    tx.execute("INSERT INTO audit_skus (sku) VALUES (?1)", [sku])?;
+    Ok(tx.last_insert_rowid())
 }
 
 fn actor_id(tx: &Transaction<'_>, actor: &Actor) -> Result<i64> {
@@ -701,7 +730,9 @@ fn selection(filter: &Filter, range: (i64, i64)) -> (String, Vec<rusqlite::types
             Value::Text(filter.sku.clone().unwrap_or_default()),
             &mut args,
         );
-        conditions.push(format!("p.sku = {sku}"));
+        conditions.push(format!(
+            "p.product = (SELECT id FROM audit_skus WHERE sku = {sku})"
+        ));
         let lo = arg(Value::Integer(range.0), &mut args);
         let hi = arg(Value::Integer(range.1), &mut args);
         conditions.push(format!("p.event BETWEEN {lo} AND {hi}"));
@@ -713,7 +744,7 @@ fn selection(filter: &Filter, range: (i64, i64)) -> (String, Vec<rusqlite::types
         if let Some(sku) = &filter.sku {
             let sku = arg(Value::Text(sku.clone()), &mut args);
             conditions.push(format!(
-                "EXISTS (SELECT 1 FROM audit_products p WHERE p.sku = {sku} AND p.event = e.id)"
+                "EXISTS (SELECT 1 FROM audit_products p WHERE p.product = (SELECT id FROM audit_skus WHERE sku = {sku}) AND p.event = e.id)"
             ));
         }
     }
@@ -830,7 +861,11 @@ pub fn count(conn: &Connection, filter: &Filter) -> Result<i64> {
 pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> {
     let range: Option<(i64, i64)> = tx
         .query_row(
-            "SELECT min(id), max(id) FROM (SELECT id FROM audit_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+            // The newest event stays, whatever its age: ids follow it, and are never given again.
+            "SELECT min(id), max(id) FROM (
+                 SELECT id FROM audit_events
+                  WHERE at < ?1 AND id < (SELECT max(id) FROM audit_events)
+                  ORDER BY id LIMIT ?2)",
             params![cutoff, limit as i64],
             |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
         )
@@ -850,19 +885,16 @@ pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> 
     for (category, failed, n) in &counts {
         down.execute(params![category, failed, n])?;
     }
-    // The products' index is keyed by product first: each product's range goes at once,
-    // found by skipping from one product to the next.
-    let mut sku: Option<String> = tx
-        .prepare_cached("SELECT sku FROM audit_products ORDER BY sku LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    while let Some(current) = sku {
-        tx.prepare_cached("DELETE FROM audit_products WHERE sku = ?1 AND event BETWEEN ?2 AND ?3")?
-            .execute(params![current, lo, hi])?;
-        sku = tx
-            .prepare_cached("SELECT sku FROM audit_products WHERE sku > ?1 ORDER BY sku LIMIT 1")?
-            .query_row([&current], |r| r.get(0))
-            .optional()?;
+    // The products' index is keyed by product first: each product's range goes at once.
+    let products: Vec<i64> = tx
+        .prepare_cached("SELECT id FROM audit_skus")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for product in products {
+        tx.prepare_cached(
+            "DELETE FROM audit_products WHERE product = ?1 AND event BETWEEN ?2 AND ?3",
+        )?
+        .execute(params![product, lo, hi])?;
     }
     let removed = tx.execute(
         "DELETE FROM audit_events WHERE id BETWEEN ?1 AND ?2",
@@ -1107,9 +1139,17 @@ mod tests {
             Ok(problems)
         });
         assert!(problems.is_empty(), "{problems:?}");
+        // Everything is past a retention in the future, but the newest event stays: the next
+        // id follows it, and no cursor or correlation ever names two events.
+        let removed = store
+            .write_blocking(|tx| prune(tx, "2030-01-01T00:00:00.000Z", 100))
+            .expect("prune");
+        assert_eq!(removed, 3);
         write(&store, "2026-02-01T00:00:00.000Z", vec![user_event(1)]);
-        let rows = read(&store, |c| page(c, &Filter::default(), None, 1));
-        assert_eq!(rows[0].id, 10, "ids are never given again");
+        let rows = read(&store, |c| page(c, &Filter::default(), None, 5));
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![10, 9], "ids are never given again");
+        assert_eq!(read(&store, |c| count(c, &Filter::default())), 2);
     }
 
     #[test]

@@ -92,6 +92,9 @@ pub struct Store {
 
 const READERS: usize = 4;
 
+/// The writer's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
 impl Store {
     /// Opens (creating if needed) the database at `path`, applies the migrations it lacks and
     /// starts the writer and checkpointer threads.
@@ -108,6 +111,10 @@ impl Store {
         // A log emptied by a checkpoint is cut back to this size: one large transaction (a
         // migration, a generated tenant) would otherwise leave a log of hundreds of MiB on disk.
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        // A processing step of 5,000 members touches more pages than SQLite's default cache
+        // of 2 MiB holds once the history is written beside the sets: the cache would spill
+        // pages into the log mid-transaction, to be written again at commit.
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let version = |conn: &Connection| -> Result<i64> {
             Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
         };
