@@ -6,6 +6,7 @@
 //! never wait for the writer.
 
 pub mod codec;
+pub mod export;
 pub mod generate;
 pub mod holders;
 pub mod ops;
