@@ -816,8 +816,8 @@ fn generated(dir: &Path, users: u64) -> Server {
 #[test]
 fn an_export_of_many_pages_gives_every_user_once_in_id_order() {
     let dir = tempfile::TempDir::new().expect("dir");
-    // Past two pages of the store's reads (2,000 users each).
-    let users = 4_500;
+    // Holders and users in error past a page of the store's reads (2,000 users) each.
+    let users = 6_000;
     let s = generated(dir.path(), users);
     let group = s.ok(
         "{ groups(first: 1) { edges { node { id displayName } } } }",
