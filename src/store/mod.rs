@@ -8,6 +8,7 @@
 pub mod codec;
 pub mod export;
 pub mod generate;
+pub mod history;
 pub mod holders;
 pub mod ops;
 pub mod preview;

@@ -717,5 +717,6 @@ pub fn audit(conn: &Connection) -> Result<Vec<String>> {
             ));
         }
     }
+    super::history::audit(conn, &mut out)?;
     Ok(out)
 }

@@ -215,6 +215,49 @@ CREATE INDEX groups_by_display_name ON groups (display_name COLLATE NOCASE);
         "CREATE INDEX direct_sets ON assignment_sets (user_id) WHERE group_id = 0;",
         None,
     ),
+    // 8: the history (licensing.md H, `store::history`): events, their actors, the products
+    // they are about, kept counts per category and result; and, on a work item, the
+    // correlation of its run's events and the run's counts so far (H4).
+    (
+        r#"
+CREATE TABLE audit_actors (
+    id   INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (kind, name)
+);
+CREATE TABLE audit_events (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          TEXT NOT NULL,
+    category    INTEGER NOT NULL,
+    activity    INTEGER NOT NULL,
+    actor       INTEGER NOT NULL,
+    failed      INTEGER NOT NULL,
+    reason      TEXT,
+    correlation INTEGER,
+    user_id     INTEGER,
+    group_id    INTEGER,
+    targets     TEXT NOT NULL
+);
+CREATE INDEX audit_by_user ON audit_events (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX audit_by_group ON audit_events (group_id) WHERE group_id IS NOT NULL;
+CREATE TABLE audit_products (
+    sku   TEXT NOT NULL,
+    event INTEGER NOT NULL,
+    PRIMARY KEY (sku, event)
+) WITHOUT ROWID;
+CREATE TABLE audit_counts (
+    category INTEGER NOT NULL,
+    failed   INTEGER NOT NULL,
+    events   INTEGER NOT NULL,
+    PRIMARY KEY (category, failed)
+) WITHOUT ROWID;
+ALTER TABLE work ADD COLUMN correlation INTEGER;
+ALTER TABLE work ADD COLUMN licensed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE work ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
+"#,
+        None,
+    ),
 ];
 
 /// Migration 5's move of each `assignments` row into its user's set for the source, and of

@@ -1,0 +1,1082 @@
+//! The history (licensing.md H): audit events, written by the writer in the transaction of the
+//! change they record (H1), read newest first with filters (H6), and pruned oldest first.
+//!
+//! Data enters through a [`Journal`], opened on the write transaction with who is acting (H3)
+//! and closed with [`Journal::finish`] before the transaction commits; it leaves through
+//! [`page`] and [`count`].
+//!
+//! The layout is chosen for processing, which writes one "Change user license" event per user
+//! whose licenses changed (a million in B1):
+//! - an event is one row; its targets are a small JSON array (`[[type, id, name, [[property,
+//!   old, new], …]], …]`); actors are a table of their own, named once;
+//! - the user and the group an event is about are columns with partial indexes, products a
+//!   table of `(sku, event)`: the filters of `auditEvents` walk one of them newest first;
+//! - `id`s only grow (`AUTOINCREMENT`) and times never go back (the writer takes the later of
+//!   the clock and the last event's time), so id order is time order: a time range is an id
+//!   range, found by bisection, and with only a prefix ever pruned, the events of an id range
+//!   are counted by subtraction;
+//! - events per category and result are kept counts, for `totalCount` of those filters.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
+
+use super::{Result, StoreError};
+
+/// Who made a change (H3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ActorKind {
+    /// An admin or reader token, by its name.
+    Token,
+    /// A SCIM provisioning token, by its name.
+    Provisioning,
+    /// Processing.
+    System,
+    /// A request to a server without tokens, or a signal sent on its machine.
+    Local,
+}
+
+impl ActorKind {
+    pub const ALL: [ActorKind; 4] = [
+        ActorKind::Token,
+        ActorKind::Provisioning,
+        ActorKind::System,
+        ActorKind::Local,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ActorKind::Token => "TOKEN",
+            ActorKind::Provisioning => "PROVISIONING",
+            ActorKind::System => "SYSTEM",
+            ActorKind::Local => "LOCAL",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<ActorKind> {
+        ActorKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Actor {
+    pub kind: ActorKind,
+    pub name: String,
+}
+
+impl Actor {
+    /// Processing (H3).
+    pub fn system() -> Actor {
+        Actor {
+            kind: ActorKind::System,
+            name: "group-based licensing".into(),
+        }
+    }
+
+    /// Whoever reaches a server that has no tokens (H3).
+    pub fn local() -> Actor {
+        Actor {
+            kind: ActorKind::Local,
+            name: "local".into(),
+        }
+    }
+}
+
+/// The categories of graphql-api.md's `AuditCategory`. The stored number of each is fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    DirectoryManagement = 0,
+    UserManagement = 1,
+    GroupManagement = 2,
+    LicenseManagement = 3,
+    LicenseProcessing = 4,
+    Policy = 5,
+    Notifications = 6,
+}
+
+impl Category {
+    pub const ALL: [Category; 7] = [
+        Category::DirectoryManagement,
+        Category::UserManagement,
+        Category::GroupManagement,
+        Category::LicenseManagement,
+        Category::LicenseProcessing,
+        Category::Policy,
+        Category::Notifications,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::DirectoryManagement => "DIRECTORY_MANAGEMENT",
+            Category::UserManagement => "USER_MANAGEMENT",
+            Category::GroupManagement => "GROUP_MANAGEMENT",
+            Category::LicenseManagement => "LICENSE_MANAGEMENT",
+            Category::LicenseProcessing => "LICENSE_PROCESSING",
+            Category::Policy => "POLICY",
+            Category::Notifications => "NOTIFICATIONS",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn from_code(code: i64) -> Result<Category> {
+        Category::ALL
+            .into_iter()
+            .find(|c| *c as i64 == code)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit category {code}")))
+    }
+}
+
+/// The activities of H2, with Graph's names. The stored number of each is fixed: new ones go
+/// at the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Activity {
+    AddUser = 0,
+    UpdateUser = 1,
+    DeleteUser = 2,
+    AddGroup = 3,
+    UpdateGroup = 4,
+    DeleteGroup = 5,
+    AddMember = 6,
+    RemoveMember = 7,
+    SetGroupLicense = 8,
+    ChangeUserLicense = 9,
+    StartApplying = 10,
+    FinishApplying = 11,
+    ReprocessGroup = 12,
+    ReprocessUser = 13,
+    SetPrepaidUnits = 14,
+    UpdateDirectory = 15,
+    ReloadRules = 16,
+    RemoveRedundant = 17,
+    SetSeatAlertThreshold = 18,
+    AddWebhook = 19,
+    DeleteWebhook = 20,
+}
+
+impl Activity {
+    pub const ALL: [Activity; 21] = [
+        Activity::AddUser,
+        Activity::UpdateUser,
+        Activity::DeleteUser,
+        Activity::AddGroup,
+        Activity::UpdateGroup,
+        Activity::DeleteGroup,
+        Activity::AddMember,
+        Activity::RemoveMember,
+        Activity::SetGroupLicense,
+        Activity::ChangeUserLicense,
+        Activity::StartApplying,
+        Activity::FinishApplying,
+        Activity::ReprocessGroup,
+        Activity::ReprocessUser,
+        Activity::SetPrepaidUnits,
+        Activity::UpdateDirectory,
+        Activity::ReloadRules,
+        Activity::RemoveRedundant,
+        Activity::SetSeatAlertThreshold,
+        Activity::AddWebhook,
+        Activity::DeleteWebhook,
+    ];
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Activity::AddUser => "Add user",
+            Activity::UpdateUser => "Update user",
+            Activity::DeleteUser => "Delete user",
+            Activity::AddGroup => "Add group",
+            Activity::UpdateGroup => "Update group",
+            Activity::DeleteGroup => "Delete group",
+            Activity::AddMember => "Add member to group",
+            Activity::RemoveMember => "Remove member from group",
+            Activity::SetGroupLicense => "Set group license",
+            Activity::ChangeUserLicense => "Change user license",
+            Activity::StartApplying => "Start applying group based license to users",
+            Activity::FinishApplying => "Finish applying group based license to users",
+            Activity::ReprocessGroup => "Reprocess group",
+            Activity::ReprocessUser => "Reprocess user",
+            Activity::SetPrepaidUnits => "Set prepaid units",
+            Activity::UpdateDirectory => "Update directory",
+            Activity::ReloadRules => "Reload rules",
+            Activity::RemoveRedundant => "Remove redundant direct licenses",
+            Activity::SetSeatAlertThreshold => "Set seat alert threshold",
+            Activity::AddWebhook => "Add webhook",
+            Activity::DeleteWebhook => "Delete webhook",
+        }
+    }
+
+    /// The category of the activity when an admin (or a directory) does it; processing's own
+    /// events are `LICENSE_PROCESSING`.
+    pub fn category(self) -> Category {
+        match self {
+            Activity::UpdateDirectory => Category::DirectoryManagement,
+            Activity::AddUser | Activity::UpdateUser | Activity::DeleteUser => {
+                Category::UserManagement
+            }
+            Activity::AddGroup
+            | Activity::UpdateGroup
+            | Activity::DeleteGroup
+            | Activity::AddMember
+            | Activity::RemoveMember => Category::GroupManagement,
+            Activity::SetGroupLicense
+            | Activity::ChangeUserLicense
+            | Activity::ReprocessGroup
+            | Activity::ReprocessUser
+            | Activity::SetPrepaidUnits
+            | Activity::RemoveRedundant => Category::LicenseManagement,
+            Activity::StartApplying | Activity::FinishApplying => Category::LicenseProcessing,
+            Activity::ReloadRules => Category::Policy,
+            Activity::SetSeatAlertThreshold | Activity::AddWebhook | Activity::DeleteWebhook => {
+                Category::Notifications
+            }
+        }
+    }
+
+    fn from_code(code: i64) -> Result<Activity> {
+        Activity::ALL
+            .into_iter()
+            .find(|a| *a as i64 == code)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit activity {code}")))
+    }
+}
+
+/// A changed property of a target (Graph's `modifiedProperty`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Property {
+    pub name: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+impl Property {
+    pub fn new(name: &str, old: Option<String>, new: Option<String>) -> Property {
+        Property {
+            name: name.to_string(),
+            old,
+            new,
+        }
+    }
+}
+
+/// What an event is about: `User`, `Group`, `Product`, `Directory`, `RuleSet` or `Webhook`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub properties: Vec<Property>,
+}
+
+impl Target {
+    pub fn user(id: i64, principal_name: Option<String>) -> Target {
+        Target::of("User", Some(id.to_string()), principal_name)
+    }
+
+    pub fn group(id: i64, name: Option<String>) -> Target {
+        Target::of("Group", Some(id.to_string()), name)
+    }
+
+    pub fn product(sku: &str) -> Target {
+        Target::of("Product", Some(sku.to_string()), Some(sku.to_string()))
+    }
+
+    pub fn of(kind: &'static str, id: Option<String>, name: Option<String>) -> Target {
+        Target {
+            kind,
+            id,
+            name,
+            properties: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, properties: Vec<Property>) -> Target {
+        self.properties = properties;
+        self
+    }
+}
+
+/// One event to record. The user, group and products it is about are what the filters find
+/// it by; [`Event::new`] takes them from the targets, and a caller may add more (processing's
+/// "Change user license" is about its group too).
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub activity: Activity,
+    pub category: Category,
+    pub targets: Vec<Target>,
+    pub user: Option<i64>,
+    pub group: Option<i64>,
+    pub products: Vec<String>,
+    pub failed: bool,
+    /// FAILURE: `"CODE: message"` (H5); a finished run: its counts (H4).
+    pub reason: Option<String>,
+}
+
+impl Event {
+    pub fn new(activity: Activity, targets: Vec<Target>) -> Event {
+        let id_of = |kind: &str| {
+            targets
+                .iter()
+                .find(|t| t.kind == kind)
+                .and_then(|t| t.id.as_deref())
+                .and_then(|id| id.parse().ok())
+        };
+        let user = id_of("User");
+        let group = id_of("Group");
+        let products = targets
+            .iter()
+            .filter(|t| t.kind == "Product")
+            .filter_map(|t| t.id.clone())
+            .collect();
+        Event {
+            activity,
+            category: activity.category(),
+            targets,
+            user,
+            group,
+            products,
+            failed: false,
+            reason: None,
+        }
+    }
+
+    /// H5: the event of a mutation that failed, with its code and message.
+    pub fn failure(mut self, code: &str, message: &str) -> Event {
+        self.failed = true;
+        self.reason = Some(format!("{code}: {message}"));
+        self
+    }
+}
+
+/// A "Change user license" property: the product and where it comes from (H4).
+pub fn assignment_name(sku: &str, group: i64) -> String {
+    if group == 0 {
+        format!("{sku} (direct)")
+    } else {
+        format!("{sku} (group {group})")
+    }
+}
+
+/// A "Change user license" value: the state, the error's code, and the plans turned off
+/// (`applied`, the stored JSON array of plan names).
+pub fn assignment_value(state: &str, error_code: Option<&str>, applied: Option<&str>) -> String {
+    let mut text = state.to_string();
+    if let Some(code) = error_code {
+        let _ = write!(text, ": {code}");
+    }
+    if let Some(applied) = applied.filter(|a| *a != "[]")
+        && let Ok(plans) = serde_json::from_str::<Vec<String>>(applied)
+    {
+        let _ = write!(text, "; plans off: {}", plans.join(", "));
+    }
+    text
+}
+
+/// Writes the events of one transaction.
+pub struct Journal<'t> {
+    actor: i64,
+    correlation: Option<i64>,
+    at: String,
+    insert: CachedStatement<'t>,
+    product: CachedStatement<'t>,
+    tx: &'t Transaction<'t>,
+    /// Events per category and result written so far, kept in `audit_counts` at the end.
+    counts: HashMap<(Category, bool), i64>,
+}
+
+impl<'t> Journal<'t> {
+    /// `correlation`: the id the events share (H2); `None` gives them the first one's id.
+    /// `now` is the transaction's time, moved forward to the last event's if the clock went
+    /// back, so that times never decrease in id order.
+    pub fn open(
+        tx: &'t Transaction<'t>,
+        actor: &Actor,
+        correlation: Option<i64>,
+        now: &str,
+    ) -> Result<Journal<'t>> {
+        let actor = actor_id(tx, actor)?;
+        let last: Option<String> = tx
+            .prepare_cached("SELECT at FROM audit_events ORDER BY id DESC LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
+        let at = match last {
+            Some(last) if last.as_str() > now => last,
+            _ => now.to_string(),
+        };
+        Ok(Journal {
+            actor,
+            correlation,
+            at,
+            insert: tx.prepare_cached(
+                "INSERT INTO audit_events (at, category, activity, actor, failed, reason, correlation, user_id, group_id, targets)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 RETURNING id",
+            )?,
+            product: tx.prepare_cached(
+                "INSERT OR IGNORE INTO audit_products (sku, event) VALUES (?1, ?2)",
+            )?,
+            tx,
+            counts: HashMap::new(),
+        })
+    }
+
+    /// The correlation id of the events written so far.
+    pub fn correlation(&self) -> Option<i64> {
+        self.correlation
+    }
+
+    pub fn record(&mut self, event: &Event) -> Result<i64> {
+        let targets = encode_targets(&event.targets);
+        let id: i64 = self.insert.query_row(
+            params![
+                self.at,
+                event.category as i64,
+                event.activity as i64,
+                self.actor,
+                event.failed,
+                event.reason,
+                self.correlation,
+                event.user,
+                event.group,
+                targets
+            ],
+            |r| r.get(0),
+        )?;
+        // The first event of a request or run is its correlation (stored as NULL: itself).
+        self.correlation.get_or_insert(id);
+        for sku in &event.products {
+            self.product.execute(params![sku, id])?;
+        }
+        *self
+            .counts
+            .entry((event.category, event.failed))
+            .or_default() += 1;
+        Ok(id)
+    }
+
+    /// Keeps the counts; returns the correlation id used, if any event was written. The
+    /// transaction must not commit before.
+    pub fn finish(mut self) -> Result<Option<i64>> {
+        let mut change = self.tx.prepare_cached(
+            "INSERT INTO audit_counts (category, failed, events) VALUES (?1, ?2, ?3)
+             ON CONFLICT (category, failed) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for ((category, failed), n) in self.counts.drain() {
+            change.execute(params![category as i64, failed, n])?;
+        }
+        Ok(self.correlation)
+    }
+}
+
+fn actor_id(tx: &Transaction<'_>, actor: &Actor) -> Result<i64> {
+    let kind = actor.kind.name();
+    if let Some(id) = tx
+        .prepare_cached("SELECT id FROM audit_actors WHERE kind = ?1 AND name = ?2")?
+        .query_row(params![kind, actor.name], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    Ok(tx
+        .prepare_cached("INSERT INTO audit_actors (kind, name) VALUES (?1, ?2) RETURNING id")?
+        .query_row(params![kind, actor.name], |r| r.get(0))?)
+}
+
+fn encode_targets(targets: &[Target]) -> String {
+    type Row<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        Vec<(&'a str, Option<&'a str>, Option<&'a str>)>,
+    );
+    let rows: Vec<Row<'_>> = targets
+        .iter()
+        .map(|t| {
+            (
+                t.kind,
+                t.id.as_deref(),
+                t.name.as_deref(),
+                t.properties
+                    .iter()
+                    .map(|p| (p.name.as_str(), p.old.as_deref(), p.new.as_deref()))
+                    .collect(),
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_targets(text: &str) -> Result<Vec<StoredTarget>> {
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Vec<(String, Option<String>, Option<String>)>,
+    );
+    let rows: Vec<Row> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("audit targets: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(|(kind, id, name, properties)| StoredTarget {
+            kind,
+            id,
+            name,
+            properties: properties
+                .into_iter()
+                .map(|(name, old, new)| Property { name, old, new })
+                .collect(),
+        })
+        .collect())
+}
+
+// ---- Reading -----------------------------------------------------------------------------------
+
+/// A target as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTarget {
+    pub kind: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub properties: Vec<Property>,
+}
+
+/// An event as read back.
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: String,
+    pub category: Category,
+    pub activity: Activity,
+    pub actor: Actor,
+    pub failed: bool,
+    pub reason: Option<String>,
+    pub correlation: i64,
+    pub targets: Vec<StoredTarget>,
+}
+
+/// The filters of `auditEvents` (H6); times are RFC 3339 as stored (UTC, milliseconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Filter {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub category: Option<Category>,
+    pub user: Option<i64>,
+    pub group: Option<i64>,
+    pub sku: Option<String>,
+    pub failed: Option<bool>,
+}
+
+/// The ids `[lo, hi]` the filter's times allow, or `None` when no event is in the range.
+fn id_range(conn: &Connection, filter: &Filter) -> Result<Option<(i64, i64)>> {
+    let bounds: Option<(i64, i64)> = conn
+        .query_row("SELECT min(id), max(id) FROM audit_events", [], |r| {
+            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
+        })
+        .map(|(a, b)| a.zip(b))?;
+    let Some((mut lo, mut hi)) = bounds else {
+        return Ok(None);
+    };
+    if let Some(since) = &filter.since {
+        match first_at_or_after(conn, lo, hi, since)? {
+            Some(id) => lo = id,
+            None => return Ok(None),
+        }
+    }
+    if let Some(until) = &filter.until {
+        // The last event at or before `until`: the one before the first after it.
+        match first_after(conn, lo, hi, until)? {
+            Some(id) if id == lo => return Ok(None),
+            Some(id) => hi = id - 1,
+            None => {}
+        }
+    }
+    Ok((lo <= hi).then_some((lo, hi)))
+}
+
+/// The time of the first event at or after id `id`.
+fn at_of(conn: &Connection, id: i64) -> Result<Option<(i64, String)>> {
+    Ok(conn
+        .prepare_cached("SELECT id, at FROM audit_events WHERE id >= ?1 ORDER BY id LIMIT 1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Bisection over ids (times never decrease in id order): the first event in `[lo, hi]` for
+/// which `past` holds of its time.
+fn bisect(
+    conn: &Connection,
+    mut lo: i64,
+    hi: i64,
+    past: impl Fn(&str) -> bool,
+) -> Result<Option<i64>> {
+    let mut found = None;
+    let mut top = hi;
+    while lo <= top {
+        let mid = lo + (top - lo) / 2;
+        match at_of(conn, mid)? {
+            Some((id, at)) if id <= top && past(&at) => {
+                found = Some(id);
+                top = mid - 1;
+            }
+            Some((id, _)) if id <= top => lo = id + 1,
+            _ => top = mid - 1,
+        }
+    }
+    Ok(found)
+}
+
+fn first_at_or_after(conn: &Connection, lo: i64, hi: i64, since: &str) -> Result<Option<i64>> {
+    bisect(conn, lo, hi, |at| at >= since)
+}
+
+fn first_after(conn: &Connection, lo: i64, hi: i64, until: &str) -> Result<Option<i64>> {
+    bisect(conn, lo, hi, |at| at > until)
+}
+
+/// The statement's `FROM … WHERE …` for a filter and an id range, with its parameters: the
+/// index walked is the user's, the group's or the product's when the filter names one.
+fn selection(filter: &Filter, range: (i64, i64)) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = String::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let arg = |v: Value, args: &mut Vec<Value>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    // The product filter alone walks the product's index; with a user or group it is a check.
+    let by_product = filter.sku.is_some() && filter.user.is_none() && filter.group.is_none();
+    if by_product {
+        sql.push_str("FROM audit_products p JOIN audit_events e ON e.id = p.event");
+        let sku = arg(
+            Value::Text(filter.sku.clone().unwrap_or_default()),
+            &mut args,
+        );
+        conditions.push(format!("p.sku = {sku}"));
+        let lo = arg(Value::Integer(range.0), &mut args);
+        let hi = arg(Value::Integer(range.1), &mut args);
+        conditions.push(format!("p.event BETWEEN {lo} AND {hi}"));
+    } else {
+        sql.push_str("FROM audit_events e");
+        let lo = arg(Value::Integer(range.0), &mut args);
+        let hi = arg(Value::Integer(range.1), &mut args);
+        conditions.push(format!("e.id BETWEEN {lo} AND {hi}"));
+        if let Some(sku) = &filter.sku {
+            let sku = arg(Value::Text(sku.clone()), &mut args);
+            conditions.push(format!(
+                "EXISTS (SELECT 1 FROM audit_products p WHERE p.sku = {sku} AND p.event = e.id)"
+            ));
+        }
+    }
+    if let Some(user) = filter.user {
+        let user = arg(Value::Integer(user), &mut args);
+        conditions.push(format!("e.user_id = {user}"));
+    }
+    if let Some(group) = filter.group {
+        let group = arg(Value::Integer(group), &mut args);
+        conditions.push(format!("e.group_id = {group}"));
+    }
+    if let Some(category) = filter.category {
+        let category = arg(Value::Integer(category as i64), &mut args);
+        conditions.push(format!("e.category = {category}"));
+    }
+    if let Some(failed) = filter.failed {
+        let failed = arg(Value::Integer(i64::from(failed)), &mut args);
+        conditions.push(format!("e.failed = {failed}"));
+    }
+    let _ = write!(sql, " WHERE {}", conditions.join(" AND "));
+    (sql, args)
+}
+
+/// Up to `limit` events of the filter older than event `before` (none: from the newest),
+/// newest first.
+pub fn page(
+    conn: &Connection,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<EventRow>> {
+    let Some((lo, mut hi)) = id_range(conn, filter)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(before) = before {
+        hi = hi.min(before - 1);
+    }
+    if lo > hi || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (from, mut args) = selection(filter, (lo, hi));
+    args.push(rusqlite::types::Value::Integer(limit as i64));
+    let sql = format!(
+        "SELECT e.id, e.at, e.category, e.activity, a.kind, a.name, e.failed, e.reason, coalesce(e.correlation, e.id), e.targets
+           {from_and_where} ORDER BY e.id DESC LIMIT ?{n}",
+        from_and_where = from.replacen(
+            " WHERE ",
+            " JOIN audit_actors a ON a.id = e.actor WHERE ",
+            1
+        ),
+        n = args.len()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(4)?;
+        out.push(EventRow {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            category: Category::from_code(r.get(2)?)?,
+            activity: Activity::from_code(r.get(3)?)?,
+            actor: Actor {
+                kind: ActorKind::from_name(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("audit actor kind {kind:?}")))?,
+                name: r.get(5)?,
+            },
+            failed: r.get(6)?,
+            reason: r.get(7)?,
+            correlation: r.get(8)?,
+            targets: decode_targets(&r.get::<_, String>(9)?)?,
+        });
+    }
+    Ok(out)
+}
+
+/// How many events the filter selects, exactly.
+pub fn count(conn: &Connection, filter: &Filter) -> Result<i64> {
+    let timed = filter.since.is_some() || filter.until.is_some();
+    let indexed = filter.user.is_some() || filter.group.is_some() || filter.sku.is_some();
+    if !indexed && !timed {
+        // Kept counts.
+        let mut sql = "SELECT coalesce(sum(events), 0) FROM audit_counts WHERE 1".to_string();
+        let mut args: Vec<i64> = Vec::new();
+        if let Some(c) = filter.category {
+            args.push(c as i64);
+            let _ = write!(sql, " AND category = ?{}", args.len());
+        }
+        if let Some(f) = filter.failed {
+            args.push(i64::from(f));
+            let _ = write!(sql, " AND failed = ?{}", args.len());
+        }
+        return Ok(conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?);
+    }
+    let Some(range) = id_range(conn, filter)? else {
+        return Ok(0);
+    };
+    if !indexed && filter.category.is_none() && filter.failed.is_none() {
+        // Ids of events are contiguous (only a prefix is ever pruned).
+        return Ok(range.1 - range.0 + 1);
+    }
+    let (from, args) = selection(filter, range);
+    Ok(conn.query_row(
+        &format!("SELECT count(*) {from}"),
+        rusqlite::params_from_iter(args),
+        |r| r.get(0),
+    )?)
+}
+
+// ---- Retention ---------------------------------------------------------------------------------
+
+/// Removes up to `limit` of the oldest events older than `cutoff`; returns how many. A small
+/// `limit` keeps each transaction short, so the writer is never held for long.
+pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> {
+    let range: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT min(id), max(id) FROM (SELECT id FROM audit_events WHERE at < ?1 ORDER BY id LIMIT ?2)",
+            params![cutoff, limit as i64],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+        )
+        .map(|(a, b)| a.zip(b))?;
+    let Some((lo, hi)) = range else {
+        return Ok(0);
+    };
+    let counts: Vec<(i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT category, failed, count(*) FROM audit_events WHERE id BETWEEN ?1 AND ?2 GROUP BY 1, 2",
+        )?
+        .query_map([lo, hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut down = tx.prepare_cached(
+        "UPDATE audit_counts SET events = max(events - ?3, 0) WHERE category = ?1 AND failed = ?2",
+    )?;
+    for (category, failed, n) in &counts {
+        down.execute(params![category, failed, n])?;
+    }
+    // The products' index is keyed by product first: each product's range goes at once,
+    // found by skipping from one product to the next.
+    let mut sku: Option<String> = tx
+        .prepare_cached("SELECT sku FROM audit_products ORDER BY sku LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    while let Some(current) = sku {
+        tx.prepare_cached("DELETE FROM audit_products WHERE sku = ?1 AND event BETWEEN ?2 AND ?3")?
+            .execute(params![current, lo, hi])?;
+        sku = tx
+            .prepare_cached("SELECT sku FROM audit_products WHERE sku > ?1 ORDER BY sku LIMIT 1")?
+            .query_row([&current], |r| r.get(0))
+            .optional()?;
+    }
+    let removed = tx.execute(
+        "DELETE FROM audit_events WHERE id BETWEEN ?1 AND ?2",
+        [lo, hi],
+    )?;
+    Ok(removed)
+}
+
+/// The store audit's check of the history: kept counts against the rows, and ids without gaps.
+pub fn audit(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
+    let kept: HashMap<(i64, i64), i64> = conn
+        .prepare("SELECT category, failed, events FROM audit_counts WHERE events <> 0")?
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let counted: HashMap<(i64, i64), i64> = conn
+        .prepare("SELECT category, failed, count(*) FROM audit_events GROUP BY 1, 2")?
+        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if kept != counted {
+        problems.push(format!(
+            "audit events per category and result: kept {kept:?}, counted {counted:?}"
+        ));
+    }
+    let (n, lo, hi): (i64, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(id), max(id) FROM audit_events",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    if let (Some(lo), Some(hi)) = (lo, hi)
+        && hi - lo + 1 != n
+    {
+        problems.push(format!("audit event ids {lo}..={hi} have gaps: {n} events"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, super::super::Store) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = super::super::Store::open(&dir.path().join("h.db")).expect("open");
+        (dir, store)
+    }
+
+    fn write(store: &super::super::Store, at: &str, events: Vec<Event>) -> Option<i64> {
+        let at = at.to_string();
+        store
+            .write_blocking(move |tx| {
+                let mut journal = Journal::open(tx, &Actor::local(), None, &at)?;
+                for e in &events {
+                    journal.record(e)?;
+                }
+                journal.finish()
+            })
+            .expect("write")
+    }
+
+    fn read<R: Send + 'static>(
+        store: &super::super::Store,
+        f: impl FnOnce(&Connection) -> Result<R> + Send + 'static,
+    ) -> R {
+        store.write_blocking(move |tx| f(tx)).expect("read")
+    }
+
+    fn user_event(user: i64) -> Event {
+        Event::new(
+            Activity::UpdateUser,
+            vec![
+                Target::user(user, Some(format!("u{user}@x"))).with(vec![Property::new(
+                    "displayName",
+                    Some("a, \"b\"".into()),
+                    None,
+                )]),
+            ],
+        )
+    }
+
+    #[test]
+    fn events_of_one_journal_share_the_first_ones_id_as_correlation_and_round_trip() {
+        let (_dir, store) = store();
+        let correlation = write(
+            &store,
+            "2026-01-01T00:00:00.000Z",
+            vec![user_event(1), user_event(2)],
+        );
+        let rows = read(&store, |c| page(c, &Filter::default(), None, 10));
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, 2, "newest first");
+        assert_eq!(Some(rows[0].correlation), correlation);
+        assert_eq!(rows[1].correlation, rows[1].id);
+        assert_eq!(
+            rows[0].targets[0].properties[0].old.as_deref(),
+            Some("a, \"b\"")
+        );
+        assert_eq!(rows[0].actor, Actor::local());
+        assert_eq!(rows[0].activity, Activity::UpdateUser);
+        assert_eq!(rows[0].category, Category::UserManagement);
+    }
+
+    #[test]
+    fn times_never_go_back_and_time_filters_are_id_ranges() {
+        let (_dir, store) = store();
+        write(&store, "2026-01-01T00:00:00.000Z", vec![user_event(1)]);
+        write(&store, "2026-01-03T00:00:00.000Z", vec![user_event(2)]);
+        // A clock that went back: the event takes the last event's time.
+        write(&store, "2026-01-02T00:00:00.000Z", vec![user_event(3)]);
+        write(&store, "2026-01-05T00:00:00.000Z", vec![user_event(4)]);
+        let rows = read(&store, |c| page(c, &Filter::default(), None, 10));
+        assert_eq!(rows[1].at, "2026-01-03T00:00:00.000Z");
+        let since = |s: &str, u: Option<&str>| Filter {
+            since: Some(s.into()),
+            until: u.map(String::from),
+            ..Filter::default()
+        };
+        let cases = [
+            (since("2026-01-02T00:00:00.000Z", None), vec![4, 3, 2]),
+            (since("2026-01-03T00:00:00.000Z", None), vec![4, 3, 2]),
+            (
+                since("2026-01-01T00:00:00.000Z", Some("2026-01-03T00:00:00.000Z")),
+                vec![3, 2, 1],
+            ),
+            (since("2026-01-06T00:00:00.000Z", None), vec![]),
+            (
+                since("2025-01-01T00:00:00.000Z", Some("2025-12-31T00:00:00.000Z")),
+                vec![],
+            ),
+        ];
+        for (filter, want) in cases {
+            let f = filter.clone();
+            let got: Vec<i64> = read(&store, move |c| page(c, &f, None, 10))
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(got, want, "{filter:?}");
+            let f = filter.clone();
+            assert_eq!(
+                read(&store, move |c| count(c, &f)),
+                want.len() as i64,
+                "{filter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_walk_their_index_and_counts_are_exact() {
+        let (_dir, store) = store();
+        let mut events = Vec::new();
+        for i in 0..30 {
+            let mut e = user_event(i % 3 + 1);
+            if i % 2 == 0 {
+                e.products.push("EMS".into());
+            }
+            if i % 5 == 0 {
+                e = e.failure("BAD_USER_INPUT", "no");
+            }
+            events.push(e);
+        }
+        write(&store, "2026-01-01T00:00:00.000Z", events);
+        let filters = [
+            (
+                Filter {
+                    user: Some(2),
+                    ..Filter::default()
+                },
+                10,
+            ),
+            (
+                Filter {
+                    sku: Some("EMS".into()),
+                    ..Filter::default()
+                },
+                15,
+            ),
+            (
+                Filter {
+                    sku: Some("EMS".into()),
+                    user: Some(1),
+                    ..Filter::default()
+                },
+                5,
+            ),
+            (
+                Filter {
+                    failed: Some(true),
+                    ..Filter::default()
+                },
+                6,
+            ),
+            (
+                Filter {
+                    category: Some(Category::Policy),
+                    ..Filter::default()
+                },
+                0,
+            ),
+        ];
+        for (filter, n) in filters {
+            let f = filter.clone();
+            assert_eq!(read(&store, move |c| count(c, &f)), n, "{filter:?}");
+            let f = filter.clone();
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let f = f.clone();
+                let rows = read(&store, move |c| page(c, &f, before, 4));
+                let Some(last) = rows.last() else { break };
+                before = Some(last.id);
+                seen.extend(rows.iter().map(|r| r.id));
+            }
+            assert_eq!(seen.len() as i64, n, "{filter:?}");
+            assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
+        }
+    }
+
+    #[test]
+    fn pruning_removes_the_oldest_in_steps_and_keeps_counts_and_ids_whole() {
+        let (_dir, store) = store();
+        for day in 1..=9 {
+            let mut e = user_event(1);
+            e.products.push("EMS".into());
+            write(&store, &format!("2026-01-0{day}T00:00:00.000Z"), vec![e]);
+        }
+        let removed = store
+            .write_blocking(|tx| prune(tx, "2026-01-06T00:00:00.000Z", 2))
+            .expect("prune");
+        assert_eq!(removed, 2);
+        let removed = store
+            .write_blocking(|tx| prune(tx, "2026-01-06T00:00:00.000Z", 100))
+            .expect("prune");
+        assert_eq!(removed, 3);
+        assert_eq!(read(&store, |c| count(c, &Filter::default())), 4);
+        let by_product = Filter {
+            sku: Some("EMS".into()),
+            ..Filter::default()
+        };
+        assert_eq!(read(&store, move |c| count(c, &by_product)), 4);
+        let mut problems = Vec::new();
+        let problems = read(&store, move |c| {
+            audit(c, &mut problems)?;
+            Ok(problems)
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        write(&store, "2026-02-01T00:00:00.000Z", vec![user_event(1)]);
+        let rows = read(&store, |c| page(c, &Filter::default(), None, 1));
+        assert_eq!(rows[0].id, 10, "ids are never given again");
+    }
+
+    #[test]
+    fn assignment_values_name_state_error_and_plans_off() {
+        assert_eq!(assignment_value("ACTIVE", None, Some("[]")), "ACTIVE");
+        assert_eq!(
+            assignment_value("ERROR", Some("COUNT_VIOLATION"), None),
+            "ERROR: COUNT_VIOLATION"
+        );
+        assert_eq!(
+            assignment_value("ACTIVE", None, Some(r#"["SWAY","YAMMER_ENTERPRISE"]"#)),
+            "ACTIVE; plans off: SWAY, YAMMER_ENTERPRISE"
+        );
+        assert_eq!(assignment_name("EMS", 0), "EMS (direct)");
+        assert_eq!(assignment_name("EMS", 7), "EMS (group 7)");
+    }
+}
