@@ -5,23 +5,26 @@
 //! | --- | --- | --- |
 //! | `GET /export/license-errors.csv` | `groupId` | assignment in error from the group (Q1) |
 //! | `GET /export/licensed-users.csv` | `skuPartNumber` | holder of the product (L1) |
+//! | `GET /export/audit-events.csv` | `auditEvents`' filters, each optional: `since`, `until`, `category`, `userId`, `groupId`, `skuPartNumber`, `result` | audit event, newest first (H6) |
 //!
 //! The rules they implement:
 //! - Access: the `Authorization: Bearer` token, as for `/graphql`: admin and reader tokens
 //!   export, a provisioning token is refused (403), a missing or unknown one too (401). A token
 //!   is never taken from the URL, where logs and browser histories would keep it.
 //! - Refusals come before any row, as the JSON error body of every other route: a parameter
-//!   missing, malformed, repeated or unknown is `BAD_USER_INPUT` (400), an unknown group or
-//!   product `NOT_FOUND` (404). The Origin and Host rules are the router's (`guard`).
+//!   missing, empty, malformed, repeated or unknown is `BAD_USER_INPUT` (400), an unknown group
+//!   or product to export `NOT_FOUND` (404). The history's filters are checked for their form
+//!   only: it keeps the events of users, groups and products deleted since. The Origin and
+//!   Host rules are the router's (`guard`).
 //! - The body: RFC 4180 as the `csv` crate writes it (quoting, CRLF line ends), UTF-8, a header
 //!   row; a cell that would start with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
 //!   leading `'`, so that a spreadsheet shows it rather than running it as a formula.
 //! - Constant memory: a producer task reads a page at a time (`store::export::PAGE_USERS`
-//!   users, each page one short read) and hands it to the response body through a channel of
-//!   [`PAGES_IN_FLIGHT`] pages. A slow client fills the channel and so pauses its own producer,
-//!   holding no reader meanwhile; a client that goes away ends it. A read that fails after the
-//!   first page ends the body with an error, so the client sees a broken transfer rather than a
-//!   file that looks whole; the failure is logged.
+//!   users or `PAGE_EVENTS` events, each page one short read) and hands it to the response
+//!   body through a channel of [`PAGES_IN_FLIGHT`] pages. A slow client fills the channel and
+//!   so pauses its own producer, holding no reader meanwhile; a client that goes away ends it.
+//!   A read that fails after the first page ends the body with an error, so the client sees a
+//!   broken transfer rather than a file that looks whole; the failure is logged.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -44,7 +47,10 @@ use super::negotiate::Media;
 use crate::api::types::LicenseErrorCode;
 use crate::engine;
 use crate::rules::{ProductId, RuleTable};
-use crate::store::export::{self as pages, ErrorPage, HolderPage, PAGE_USERS};
+use crate::store::export::{
+    self as pages, ErrorPage, EventPage, HolderPage, PAGE_EVENTS, PAGE_USERS,
+};
+use crate::store::history::{Category, Filter};
 use crate::store::{Store, StoreError};
 
 /// An export's route and the query parameters it takes.
@@ -52,20 +58,39 @@ use crate::store::{Store, StoreError};
 pub struct Route {
     pub path: &'static str,
     pub parameters: &'static [&'static str],
+    /// Those of `parameters` that must be given.
+    pub required: &'static [&'static str],
 }
 
 pub const LICENSE_ERRORS: Route = Route {
     path: "/export/license-errors.csv",
     parameters: &["groupId"],
+    required: &["groupId"],
 };
 
 pub const LICENSED_USERS: Route = Route {
     path: "/export/licensed-users.csv",
     parameters: &["skuPartNumber"],
+    required: &["skuPartNumber"],
+};
+
+/// The filters of `auditEvents`, each optional.
+pub const AUDIT_EVENTS: Route = Route {
+    path: "/export/audit-events.csv",
+    parameters: &[
+        "since",
+        "until",
+        "category",
+        "userId",
+        "groupId",
+        "skuPartNumber",
+        "result",
+    ],
+    required: &[],
 };
 
 /// Every export, for the router and for the tests' table of bad requests.
-pub const ROUTES: &[&Route] = &[&LICENSE_ERRORS, &LICENSED_USERS];
+pub const ROUTES: &[&Route] = &[&LICENSE_ERRORS, &LICENSED_USERS, &AUDIT_EVENTS];
 
 /// Pages written but not yet sent that an export may hold, besides the one being read.
 const PAGES_IN_FLIGHT: usize = 2;
@@ -74,6 +99,7 @@ pub(super) fn router() -> Router<HttpState> {
     Router::new()
         .route(LICENSE_ERRORS.path, get(license_errors))
         .route(LICENSED_USERS.path, get(licensed_users))
+        .route(AUDIT_EVENTS.path, get(audit_events))
 }
 
 type Parameters = Result<Query<Vec<(String, String)>>, QueryRejection>;
@@ -85,8 +111,7 @@ async fn license_errors(
 ) -> Result<Response, ExportError> {
     admit(&state, &headers)?;
     let [group] = parameters(&LICENSE_ERRORS, query)?;
-    let group = crate::api::parse_id(&async_graphql::ID(group), "group")
-        .map_err(|e| ExportError::BadRequest(e.message))?;
+    let group = id(group.unwrap_or_default(), "group")?;
     let group_name = state
         .app
         .store
@@ -108,6 +133,7 @@ async fn licensed_users(
 ) -> Result<Response, ExportError> {
     admit(&state, &headers)?;
     let [sku] = parameters(&LICENSED_USERS, query)?;
+    let sku = sku.unwrap_or_default();
     let table = state.app.rules.table();
     let product = table.product_by_name(&sku).ok_or_else(|| {
         ExportError::Store(StoreError::NotFound(format!(
@@ -117,6 +143,66 @@ async fn licensed_users(
     let export = LicensedUsers { table, product };
     let filename = format!("licensed-users-{}.csv", file_safe(&sku));
     stream(state.app.store.clone(), export, filename).await
+}
+
+async fn audit_events(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    query: Parameters,
+) -> Result<Response, ExportError> {
+    admit(&state, &headers)?;
+    let [since, until, category, user, group, sku, result] = parameters(&AUDIT_EVENTS, query)?;
+    // Ids and names are checked for their form only: the history keeps the events of users,
+    // groups and products deleted since.
+    let filter = Filter {
+        since: since.map(|t| time(&t, "since")).transpose()?,
+        until: until.map(|t| time(&t, "until")).transpose()?,
+        category: category
+            .map(|name| {
+                Category::from_name(&name).ok_or_else(|| {
+                    let names: Vec<&str> = Category::ALL.iter().map(|c| c.name()).collect();
+                    ExportError::BadRequest(format!(
+                        "`{name}` is not an audit category: one of {}",
+                        names.join(", ")
+                    ))
+                })
+            })
+            .transpose()?,
+        user: user.map(|u| id(u, "user")).transpose()?,
+        group: group.map(|g| id(g, "group")).transpose()?,
+        sku,
+        failed: result
+            .map(|r| match r.as_str() {
+                "SUCCESS" => Ok(false),
+                "FAILURE" => Ok(true),
+                _ => Err(ExportError::BadRequest(format!(
+                    "`{r}` is not an audit result: SUCCESS or FAILURE"
+                ))),
+            })
+            .transpose()?,
+    };
+    let export = AuditEvents { filter };
+    stream(state.app.store.clone(), export, "audit-events.csv".into()).await
+}
+
+/// An id parameter, as GraphQL takes ids (`api::parse_id`).
+fn id(text: String, what: &str) -> Result<i64, ExportError> {
+    crate::api::parse_id(&async_graphql::ID(text), what)
+        .map_err(|e| ExportError::BadRequest(e.message))
+}
+
+/// A time parameter (RFC 3339, any offset), as the history stores times: UTC, milliseconds.
+fn time(text: &str, name: &str) -> Result<String, ExportError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+        .map_err(|e| {
+            ExportError::BadRequest(format!(
+                "`{name}` is not an RFC 3339 time such as 2026-05-01T12:00:00Z: {e}"
+            ))
+        })
 }
 
 /// Admin and reader tokens may export (graphql-api.md: "a reader token in the `Authorization`
@@ -129,11 +215,12 @@ fn admit(state: &HttpState, headers: &HeaderMap) -> Result<(), ExportError> {
     }
 }
 
-/// The values of `route`'s parameters, in its order; each is required, once.
+/// The values of `route`'s parameters, in its order: each at most once and not empty, the
+/// required ones given.
 fn parameters<const N: usize>(
     route: &Route,
     query: Parameters,
-) -> Result<[String; N], ExportError> {
+) -> Result<[Option<String>; N], ExportError> {
     let Query(pairs) = query.map_err(|rejection| {
         ExportError::BadRequest(format!("the URL's parameters: {}", rejection.body_text()))
     })?;
@@ -163,20 +250,21 @@ fn parameters<const N: usize>(
         }
         *slot = Some(value);
     }
-    let mut out: [String; N] = std::array::from_fn(|_| String::new());
-    for (i, (slot, value)) in out.iter_mut().zip(values).enumerate() {
-        let name = route.parameters.get(i).copied().unwrap_or_default();
-        match value {
-            Some(v) if !v.trim().is_empty() => *slot = v,
-            _ => {
-                return Err(ExportError::BadRequest(format!(
-                    "{} needs a `{name}` parameter",
-                    route.path
-                )));
-            }
+    for (name, value) in route.parameters.iter().zip(&values) {
+        let blank = value.as_ref().is_some_and(|v| v.trim().is_empty());
+        if route.required.contains(name) && (value.is_none() || blank) {
+            return Err(ExportError::BadRequest(format!(
+                "{} needs a `{name}` parameter",
+                route.path
+            )));
+        }
+        if blank {
+            return Err(ExportError::BadRequest(format!(
+                "`{name}` is empty: give a value or leave it out"
+            )));
         }
     }
-    Ok(out)
+    Ok(values)
 }
 
 fn is_token_name(name: &str) -> bool {
@@ -543,6 +631,65 @@ impl Export for LicensedUsers {
                 &user.display_name,
                 &sources.join("; "),
                 &enabled.join("; "),
+            ]);
+        }
+        page.next
+    }
+}
+
+struct AuditEvents {
+    filter: Filter,
+}
+
+impl Export for AuditEvents {
+    type Key = i64;
+    type Page = EventPage;
+
+    const PATH: &'static str = AUDIT_EVENTS.path;
+    const COLUMNS: &'static [&'static str] = &[
+        "id",
+        "activityDateTime",
+        "category",
+        "activityDisplayName",
+        "initiatedByKind",
+        "initiatedByName",
+        "targets",
+        "modifiedProperties",
+        "result",
+        "resultReason",
+        "correlationId",
+    ];
+
+    fn read(&self, conn: &Connection, before: Option<i64>) -> Result<EventPage, StoreError> {
+        pages::event_page(conn, &self.filter, before, PAGE_EVENTS)
+    }
+
+    fn write(&self, page: EventPage, csv: &mut Csv) -> Option<i64> {
+        for event in &page.events {
+            let optional = |text: &Option<String>| text.clone().unwrap_or_default();
+            let targets: Vec<String> = event
+                .targets
+                .iter()
+                .map(|t| format!("{}/{}/{}", t.kind, optional(&t.id), optional(&t.name)))
+                .collect();
+            let properties: Vec<String> = event
+                .targets
+                .iter()
+                .flat_map(|t| &t.properties)
+                .map(|p| format!("{}: {} → {}", p.name, optional(&p.old), optional(&p.new)))
+                .collect();
+            csv.row([
+                event.id.to_string().as_str(),
+                &event.at,
+                event.category.name(),
+                event.activity.display_name(),
+                event.actor.kind.name(),
+                &event.actor.name,
+                &targets.join("; "),
+                &properties.join("; "),
+                if event.failed { "FAILURE" } else { "SUCCESS" },
+                event.reason.as_deref().unwrap_or_default(),
+                event.correlation.to_string().as_str(),
             ]);
         }
         page.next

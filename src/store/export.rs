@@ -10,7 +10,9 @@
 //!   `User.licenseAssignmentStates` gives it;
 //! - holders of a product (L1): `Product.licensedUsers` pages the same bitmaps
 //!   (`holders::page`); a user's sources are its applied assignments of the product and its
-//!   enabled plans their union (L2), as `User.assignedLicenses` computes it.
+//!   enabled plans their union (L2), as `User.assignedLicenses` computes it;
+//! - audit events (H6): `auditEvents` reads the same events newest first with the same filter
+//!   (`history::page`).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -18,6 +20,7 @@ use std::collections::hash_map::Entry;
 use rusqlite::Connection;
 
 use super::codec::{decode_disabled, decode_error};
+use super::history::{self, EventRow, Filter};
 use super::sets::{self, Ids, ProductRow};
 use super::{Result, StoreError, read};
 use crate::engine::{FoundNames, LicenseError};
@@ -25,6 +28,8 @@ use crate::rules::{PlanSet, ProductId, RuleTable};
 
 /// Users read per page: a few hundred KiB of CSV, a few milliseconds of reading.
 pub const PAGE_USERS: usize = 2_000;
+/// Audit events read per page, for the same reasons.
+pub const PAGE_EVENTS: usize = 2_000;
 
 /// A user as the exports name it.
 #[derive(Clone, Debug)]
@@ -215,6 +220,31 @@ pub fn holder_page(
         group_names,
         next,
     })
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<EventRow>,
+    /// The event the next page starts before; `None` when this page was the last.
+    pub next: Option<i64>,
+}
+
+/// The events of `filter` older than event `before` (`None`: from the newest), at most `limit`.
+pub fn event_page(
+    conn: &Connection,
+    filter: &Filter,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<EventPage> {
+    let mut events = history::page(conn, filter, before, limit + 1)?;
+    let next = if events.len() > limit {
+        events.truncate(limit);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
 }
 
 /// The users of `sorted` (read as `ids` says) by id; a user deleted since is left out.

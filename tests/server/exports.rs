@@ -8,13 +8,21 @@
 //! - RFC 4180 quoting, CRLF line ends, and no cell a spreadsheet would run as a formula;
 //! - admin and reader tokens export, a provisioning token gets 403, no token 401, another
 //!   origin 403;
-//! - an export of more users than one page holds gives each user once, in id order.
+//! - an export of more users than one page holds gives each user once, in id order;
+//! - the audit events export gives the history newest first, each column as stored, filtered
+//!   by each of `auditEvents`' filters. Nothing records events yet (the mutations and
+//!   processing are being wired to `store::history::Journal`), so the tests write them with
+//!   that journal, as the writer will, before the server starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use group_licensing::server::export::ROUTES;
+use group_licensing::store::Store;
+use group_licensing::store::history::{
+    Activity, Actor, ActorKind, Category, Event, Journal, Property, Target,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{BIN, Server, fresh, license, str_of};
@@ -27,10 +35,12 @@ const WA: &str = "WORKPLACE_ANALYTICS";
 
 const ERRORS: &str = "/export/license-errors.csv";
 const HOLDERS: &str = "/export/licensed-users.csv";
+const EVENTS: &str = "/export/audit-events.csv";
 
 const ERROR_COLUMNS: &str =
     "id,userPrincipalName,displayName,group,product,state,error,message,lastUpdatedDateTime";
 const HOLDER_COLUMNS: &str = "id,userPrincipalName,displayName,sources,enabledPlans";
+const EVENT_COLUMNS: &str = "id,activityDateTime,category,activityDisplayName,initiatedByKind,initiatedByName,targets,modifiedProperties,result,resultReason,correlationId";
 
 /// An answer: status, `Content-Type`, `Content-Disposition`, body.
 #[derive(Debug)]
@@ -286,7 +296,72 @@ fn refused_table(group: &str) -> Vec<Refused> {
             400,
             "BAD_USER_INPUT",
         ),
+        row(
+            EVENTS,
+            "",
+            "an unknown parameter",
+            query(&[("first", "10")]),
+            400,
+            "BAD_USER_INPUT",
+        ),
+        row(
+            EVENTS,
+            "",
+            "a token in the URL",
+            query(&[("access_token", READER)]),
+            400,
+            "BAD_USER_INPUT",
+        ),
     ]);
+    let filter = |parameter, label, value: &str| {
+        row(
+            EVENTS,
+            parameter,
+            label,
+            query(&[(parameter, value)]),
+            400,
+            "BAD_USER_INPUT",
+        )
+    };
+    for (parameter, label, value) in [
+        ("since", "not a time", "yesterday"),
+        ("since", "no such month", "2026-13-01T00:00:00Z"),
+        ("since", "a date without a time", "2026-05-01"),
+        ("since", "empty", ""),
+        ("until", "no offset", "2026-05-01T12:00:00"),
+        ("until", "empty", ""),
+        ("category", "no such category", "USERS"),
+        ("category", "another case", "user_management"),
+        ("category", "empty", ""),
+        ("userId", "not a number", "abc"),
+        ("userId", "zero", "0"),
+        ("groupId", "leading zero", "01"),
+        ("groupId", "negative", "-3"),
+        ("skuPartNumber", "empty", ""),
+        ("skuPartNumber", "blank", "  "),
+        ("result", "no such result", "OK"),
+        ("result", "another case", "success"),
+    ] {
+        table.push(filter(parameter, label, value));
+    }
+    for (parameter, value) in [
+        ("since", "2026-05-01T12:00:00Z"),
+        ("until", "2026-05-01T12:00:00Z"),
+        ("category", "POLICY"),
+        ("userId", "1"),
+        ("groupId", "1"),
+        ("skuPartNumber", E3),
+        ("result", "SUCCESS"),
+    ] {
+        table.push(row(
+            EVENTS,
+            parameter,
+            "given twice",
+            query(&[(parameter, value), (parameter, value)]),
+            400,
+            "BAD_USER_INPUT",
+        ));
+    }
     table
 }
 
@@ -314,7 +389,11 @@ fn every_route_and_parameter_has_a_row() {
                 .filter(|r| r.route == route.path && r.parameter == *parameter)
                 .map(|r| r.label)
                 .collect();
-            for needed in ["missing", "given twice"] {
+            let mut needed = vec!["given twice"];
+            if route.required.contains(parameter) {
+                needed.push("missing");
+            }
+            for needed in needed {
                 assert!(
                     labels.contains(&needed),
                     "{} {parameter}: no row `{needed}`",
@@ -360,6 +439,7 @@ fn bad_requests_are_refused_before_any_row_with_the_tables_status_and_code() {
     // The same routes answer a good request.
     export(&s, &format!("{ERRORS}?groupId={group}"), ERROR_COLUMNS);
     export(&s, &format!("{HOLDERS}?skuPartNumber={E3}"), HOLDER_COLUMNS);
+    export(&s, EVENTS, EVENT_COLUMNS);
 }
 
 // ---- What the exports say --------------------------------------------------------------------------
@@ -734,6 +814,7 @@ fn admin_and_reader_tokens_export_and_no_other_request_does() {
     let paths = [
         format!("{ERRORS}?groupId={group}"),
         format!("{HOLDERS}?skuPartNumber={E3}"),
+        format!("{EVENTS}?category=POLICY"),
     ];
     assert_eq!(paths.len(), ROUTES.len(), "a path for every export");
     for path in &paths {
@@ -778,7 +859,9 @@ fn an_export_asked_from_another_origin_is_refused() {
     let paths = [
         format!("{ERRORS}?groupId={group}"),
         format!("{HOLDERS}?skuPartNumber={E3}"),
+        EVENTS.to_string(),
     ];
+    assert_eq!(paths.len(), ROUTES.len(), "a path for every export");
     for path in &paths {
         for origin in ["https://evil.example", "null", "http://127.0.0.1:1"] {
             let answer = get(&s, path, &[("Origin", origin)]);
@@ -850,4 +933,283 @@ fn an_export_of_many_pages_gives_every_user_once_in_id_order() {
         assert_eq!(Some(ids.len() as i64), count.as_i64(), "{what}");
     }
     assert_eq!(holders.len() + errors.len(), users as usize);
+}
+
+// ---- Audit events ---------------------------------------------------------------------------------
+
+/// Writes each batch of events in one transaction of its own, at its time and by its actor, as
+/// the writer does (`Journal`), into the database at `db`; the ids of each batch.
+fn record(db: &Path, batches: Vec<(Actor, &'static str, Vec<Event>)>) -> Vec<Vec<i64>> {
+    let store = Store::open(db).expect("open the database");
+    batches
+        .into_iter()
+        .map(|(actor, at, events)| {
+            store
+                .write_blocking(move |tx| {
+                    let mut journal = Journal::open(tx, &actor, None, at)?;
+                    let ids = events
+                        .iter()
+                        .map(|e| journal.record(e))
+                        .collect::<Result<Vec<i64>, _>>()?;
+                    journal.finish()?;
+                    Ok(ids)
+                })
+                .expect("record the events")
+        })
+        .collect()
+}
+
+fn token(name: &str) -> Actor {
+    Actor {
+        kind: ActorKind::Token,
+        name: name.into(),
+    }
+}
+
+const SALES: &str = "Sales, \"EMEA\"";
+
+/// Six events of every kind of actor, target and result, a minute apart.
+fn history() -> Vec<(Actor, &'static str, Vec<Event>)> {
+    let ann = || Target::user(1, Some("ann@contoso.com".into()));
+    let sales = || Target::group(7, Some(SALES.into()));
+    let mut licensed = Event::new(
+        Activity::ChangeUserLicense,
+        vec![ann().with(vec![Property::new(
+            "ENTERPRISEPACK (group 7)",
+            Some("PENDING".into()),
+            Some("ACTIVE".into()),
+        )])],
+    );
+    licensed.category = Category::LicenseProcessing;
+    licensed.group = Some(7);
+    licensed.products = vec![E3.into()];
+    vec![
+        (
+            token("alice"),
+            "2026-03-01T10:00:00.000Z",
+            vec![Event::new(
+                Activity::AddUser,
+                vec![ann().with(vec![Property::new(
+                    "displayName",
+                    None,
+                    Some("Lee, Ann".into()),
+                )])],
+            )],
+        ),
+        (
+            Actor {
+                kind: ActorKind::Provisioning,
+                name: "scim-bot".into(),
+            },
+            "2026-03-01T10:01:00.000Z",
+            vec![
+                Event::new(Activity::AddMember, vec![sales(), ann()]),
+                Event::new(
+                    Activity::AddMember,
+                    vec![sales(), Target::user(2, Some("bob@contoso.com".into()))],
+                ),
+            ],
+        ),
+        (Actor::system(), "2026-03-01T10:02:00.000Z", vec![licensed]),
+        (
+            token("@ops"),
+            "2026-03-01T10:03:00.000Z",
+            vec![
+                Event::new(
+                    Activity::SetPrepaidUnits,
+                    vec![Target::product(E3).with(vec![Property::new(
+                        "prepaidUnits",
+                        Some("0".into()),
+                        Some("-5".into()),
+                    )])],
+                )
+                .failure("BAD_USER_INPUT", "units must be 0 or more, got -5"),
+            ],
+        ),
+        (
+            Actor::local(),
+            "2026-03-01T10:04:00.000Z",
+            vec![Event::new(
+                Activity::ReloadRules,
+                vec![Target::of("RuleSet", None, None)],
+            )],
+        ),
+    ]
+}
+
+#[test]
+fn the_audit_events_export_gives_the_history_newest_first_by_each_filter() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let db = dir.path().join("t.db");
+    let ids = record(&db, history());
+    assert_eq!(ids, [vec![1], vec![2, 3], vec![4], vec![5], vec![6]]);
+    let s = Server::start(&db, &crate::harness::scenario_rules());
+    let all = export(&s, EVENTS, EVENT_COLUMNS);
+    let sales_target = format!("Group/7/{SALES}");
+    let expected: Vec<Vec<String>> = [
+        [
+            "6",
+            "2026-03-01T10:04:00.000Z",
+            "POLICY",
+            "Reload rules",
+            "LOCAL",
+            "local",
+            "RuleSet//",
+            "",
+            "SUCCESS",
+            "",
+            "6",
+        ]
+        .map(String::from),
+        [
+            "5",
+            "2026-03-01T10:03:00.000Z",
+            "LICENSE_MANAGEMENT",
+            "Set prepaid units",
+            "TOKEN",
+            "'@ops",
+            "Product/ENTERPRISEPACK/ENTERPRISEPACK",
+            "prepaidUnits: 0 → -5",
+            "FAILURE",
+            "BAD_USER_INPUT: units must be 0 or more, got -5",
+            "5",
+        ]
+        .map(String::from),
+        [
+            "4",
+            "2026-03-01T10:02:00.000Z",
+            "LICENSE_PROCESSING",
+            "Change user license",
+            "SYSTEM",
+            "group-based licensing",
+            "User/1/ann@contoso.com",
+            "ENTERPRISEPACK (group 7): PENDING → ACTIVE",
+            "SUCCESS",
+            "",
+            "4",
+        ]
+        .map(String::from),
+        [
+            "3",
+            "2026-03-01T10:01:00.000Z",
+            "GROUP_MANAGEMENT",
+            "Add member to group",
+            "PROVISIONING",
+            "scim-bot",
+            &format!("{sales_target}; User/2/bob@contoso.com"),
+            "",
+            "SUCCESS",
+            "",
+            "2",
+        ]
+        .map(String::from),
+        [
+            "2",
+            "2026-03-01T10:01:00.000Z",
+            "GROUP_MANAGEMENT",
+            "Add member to group",
+            "PROVISIONING",
+            "scim-bot",
+            &format!("{sales_target}; User/1/ann@contoso.com"),
+            "",
+            "SUCCESS",
+            "",
+            "2",
+        ]
+        .map(String::from),
+        [
+            "1",
+            "2026-03-01T10:00:00.000Z",
+            "USER_MANAGEMENT",
+            "Add user",
+            "TOKEN",
+            "alice",
+            "User/1/ann@contoso.com",
+            "displayName:  → Lee, Ann",
+            "SUCCESS",
+            "",
+            "1",
+        ]
+        .map(String::from),
+    ]
+    .into_iter()
+    .map(Vec::from)
+    .collect();
+    assert_eq!(all, expected);
+    // Each filter of `auditEvents`, alone and together.
+    // The query's pairs, and the ids it selects.
+    type Selects<'a> = (&'a [(&'a str, &'a str)], &'a [i64]);
+    let filters: [Selects<'_>; 18] = [
+        (&[("since", "2026-03-01T10:02:00Z")], &[6, 5, 4]),
+        (&[("since", "2026-03-01T11:02:00+01:00")], &[6, 5, 4]),
+        (&[("until", "2026-03-01T10:01:00.000Z")], &[3, 2, 1]),
+        (
+            &[
+                ("since", "2026-03-01T10:01:00Z"),
+                ("until", "2026-03-01T10:02:00Z"),
+            ],
+            &[4, 3, 2],
+        ),
+        (
+            &[
+                ("since", "2026-03-01T10:05:00Z"),
+                ("until", "2026-03-01T10:00:00Z"),
+            ],
+            &[],
+        ),
+        (&[("category", "GROUP_MANAGEMENT")], &[3, 2]),
+        (&[("category", "LICENSE_PROCESSING")], &[4]),
+        (&[("category", "NOTIFICATIONS")], &[]),
+        (&[("userId", "1")], &[4, 2, 1]),
+        (&[("userId", "2")], &[3]),
+        (&[("userId", "99")], &[]),
+        (&[("groupId", "7")], &[4, 3, 2]),
+        (&[("skuPartNumber", E3)], &[5, 4]),
+        (&[("skuPartNumber", "GONE_SINCE")], &[]),
+        (&[("result", "FAILURE")], &[5]),
+        (&[("result", "SUCCESS")], &[6, 4, 3, 2, 1]),
+        (&[("userId", "1"), ("groupId", "7")], &[4, 2]),
+        (
+            &[("category", "LICENSE_MANAGEMENT"), ("result", "SUCCESS")],
+            &[],
+        ),
+    ];
+    for (pairs, ids) in filters {
+        let rows = export(&s, &format!("{EVENTS}?{}", query(pairs)), EVENT_COLUMNS);
+        let wanted: Vec<&Vec<String>> = ids
+            .iter()
+            .map(|id| &expected[expected.len() - *id as usize])
+            .collect();
+        assert_eq!(rows.iter().collect::<Vec<_>>(), wanted, "{pairs:?}");
+    }
+}
+
+#[test]
+fn an_audit_export_of_many_pages_gives_every_event_once_newest_first() {
+    let dir = tempfile::TempDir::new().expect("dir");
+    let db = dir.path().join("t.db");
+    // Past two pages of the store's reads (2,000 events each); users 1 to 7 in turn.
+    let events: Vec<Event> = (0..4_500)
+        .map(|i| {
+            Event::new(
+                Activity::UpdateUser,
+                vec![Target::user(i % 7 + 1, Some(format!("u{i}@contoso.com")))],
+            )
+        })
+        .collect();
+    record(
+        &db,
+        vec![(token("alice"), "2026-03-01T10:00:00.000Z", events)],
+    );
+    let s = Server::start(&db, &crate::harness::scenario_rules());
+    for (filter, count) in [("", 4_500), ("?userId=3", 643)] {
+        let rows = export(&s, &format!("{EVENTS}{filter}"), EVENT_COLUMNS);
+        let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().expect("an id")).collect();
+        assert_eq!(ids.len(), count, "{filter}");
+        assert!(
+            ids.windows(2).all(|w| w[0] > w[1]),
+            "{filter}: each once, newest first"
+        );
+        assert!(rows.iter().all(|r| r[10] == "1"), "one correlation");
+    }
 }
