@@ -54,6 +54,15 @@ enum Command {
             env = "GROUP_LICENSING_SCIM_MAX_DELETIONS_PER_HOUR"
         )]
         scim_max_deletions_per_hour: u32,
+        /// Days of history (audit events) to keep; older events are removed, oldest first, at
+        /// start and every ten minutes. Omitted: the history is kept forever.
+        #[arg(
+            long,
+            value_name = "DAYS",
+            value_parser = clap::value_parser!(u32).range(1..=36_500),
+            env = "GROUP_LICENSING_AUDIT_RETENTION_DAYS"
+        )]
+        audit_retention_days: Option<u32>,
         /// Serve without tokens on an address other than loopback (anyone reaching it may
         /// change the data).
         #[arg(long)]
@@ -132,6 +141,7 @@ fn main() -> ExitCode {
             reader_token_file,
             provisioning_token_file,
             scim_max_deletions_per_hour,
+            audit_retention_days,
             insecure,
             request_timeout_ms,
             response_cache_mib,
@@ -154,6 +164,7 @@ fn main() -> ExitCode {
             response_cache_bytes: (response_cache_mib as usize).saturating_mul(1024 * 1024),
             allowed_origins,
             scim_max_deletions_per_hour,
+            audit_retention_days,
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

@@ -21,6 +21,8 @@ mod durability;
 mod errors;
 #[path = "server/exports.rs"]
 mod exports;
+#[path = "server/history.rs"]
+mod history;
 #[path = "server/http.rs"]
 mod http;
 #[path = "server/lifecycle.rs"]

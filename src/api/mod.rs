@@ -7,6 +7,7 @@
 
 mod codes;
 pub use codes::{Verdict, add_codes};
+mod history;
 pub mod limits;
 mod loaders;
 mod mutation;
@@ -25,6 +26,8 @@ use crate::rules::live::{LiveRules, Loaded};
 use crate::rules::{self, Diagnostic, RulesError, Severity};
 use crate::store::{self, Store, StoreError};
 
+pub use crate::store::history::Acting;
+pub use history::record_refusal;
 pub use loaders::Loaders;
 
 /// The loaders of one request, caching what they read for the length of the request.
@@ -152,7 +155,46 @@ const LOGGED_RELOAD_ERRORS: usize = 20;
 /// Reloads the rules folder (the `reloadRules` mutation and SIGHUP). A table that does not
 /// compile, or that would drop a product or plan still used by an assignment or a seat count,
 /// is refused: the old table stays, and the diagnostics are kept for `rules.lastReloadErrors`.
-pub async fn reload_rules(state: &AppState) -> Result<Loaded, Vec<Diagnostic>> {
+pub async fn reload_rules(state: &AppState, acting: &Acting) -> Result<Loaded, Vec<Diagnostic>> {
+    let before = state.rules.table();
+    let outcome = reload(state).await;
+    let counts = |t: &rules::RuleTable| {
+        (
+            Some(t.product_count().to_string()),
+            Some(t.plan_count().to_string()),
+        )
+    };
+    let (old_products, old_plans) = counts(&before);
+    let mut target = store::history::Target::of(
+        "RuleSet",
+        None,
+        Some(state.rules.dir().display().to_string()),
+    );
+    let event = match &outcome {
+        Ok(loaded) => {
+            let (products, plans) = counts(&loaded.table);
+            target.properties = vec![
+                store::history::Property::new("products", old_products, products),
+                store::history::Property::new("servicePlans", old_plans, plans),
+            ];
+            store::history::Event::new(store::history::Activity::ReloadRules, vec![target])
+        }
+        Err(errors) => {
+            let first = errors.first().map(|d| d.one_line()).unwrap_or_default();
+            store::history::Event::new(store::history::Activity::ReloadRules, vec![target]).failure(
+                "RULES_INVALID",
+                &format!(
+                    "the rules were not reloaded: {} error(s), the first: {first}",
+                    errors.len()
+                ),
+            )
+        }
+    };
+    store::history::record_apart(&state.store, acting, event).await;
+    outcome
+}
+
+async fn reload(state: &AppState) -> Result<Loaded, Vec<Diagnostic>> {
     let dir = state.rules.dir().to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || rules::load_dir(&dir)).await;
     let outcome = match loaded {

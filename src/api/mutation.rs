@@ -3,10 +3,13 @@ use serde_json::{Value, json};
 
 use crate::engine::{self, DirectError, GroupLicenseError};
 use crate::rules::RuleTable;
+use crate::store::audited as record;
+use crate::store::history::{Activity, Journal};
 use crate::store::ops::{self, LicenseInput as StoreLicense, NewUser, UserUpdate};
 use crate::store::provision::{self, Account};
 use crate::store::{StoreError, now};
 
+use super::history::{Attempt, acting, audited};
 use super::preview::{DirectLicenseCleanup, cleanup_of};
 use super::types::{
     Directory, Group, LicenseErrorDetail, Product, RuleDiagnostic, RuleSet, ServicePlan, User,
@@ -143,19 +146,36 @@ fn violation_json(table: &RuleTable, v: &engine::Violation, message: &str) -> Va
     })
 }
 
-/// Runs one mutation's transaction and wakes the worker for the work it may have queued.
+/// Runs one mutation's transaction, with the journal its events go to (H1), and wakes the
+/// worker for the work it may have queued.
 async fn write<R, F>(ctx: &Context<'_>, f: F) -> Result<R>
 where
     R: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction<'_>, &RuleTable, &str) -> crate::store::Result<R>
+    F: FnOnce(
+            &rusqlite::Transaction<'_>,
+            &RuleTable,
+            &str,
+            &mut Journal<'_>,
+        ) -> crate::store::Result<R>
         + Send
         + 'static,
 {
     let state: &AppState = state(ctx)?;
     let table = table(ctx)?.clone();
-    let result = state.store.write(move |tx| f(tx, &table, &now())).await;
+    let acting = acting(ctx);
+    let (actor, correlation) = (acting.actor.clone(), acting.correlation());
+    let result = state
+        .store
+        .write(move |tx| {
+            let now = now();
+            let mut journal = Journal::open(tx, &actor, correlation, &now)?;
+            let value = f(tx, &table, &now, &mut journal)?;
+            Ok((value, journal.finish()?))
+        })
+        .await;
     match result {
-        Ok(value) => {
+        Ok((value, correlation)) => {
+            acting.committed(correlation);
             state.wake.notify_one();
             // What an earlier field of this request read is out of date now: a later mutation
             // of the same document answers from the tenant as this one left it.
@@ -172,12 +192,17 @@ where
 /// transaction, before the worker is woken, so the answer shows the work queued (G2, P9).
 async fn write_group<F>(ctx: &Context<'_>, group: i64, f: F) -> Result<Group>
 where
-    F: FnOnce(&rusqlite::Transaction<'_>, &RuleTable, &str) -> crate::store::Result<()>
+    F: FnOnce(
+            &rusqlite::Transaction<'_>,
+            &RuleTable,
+            &str,
+            &mut Journal<'_>,
+        ) -> crate::store::Result<()>
         + Send
         + 'static,
 {
-    let view = write(ctx, move |tx, table, now| {
-        f(tx, table, now)?;
+    let view = write(ctx, move |tx, table, now, journal| {
+        f(tx, table, now, journal)?;
         crate::store::read::groups(tx, &[group])?
             .remove(&group)
             .ok_or_else(|| crate::store::read::not_found("group", group))
@@ -201,16 +226,21 @@ impl Mutation {
         )]
         default_usage_location: Option<String>,
     ) -> Result<Directory> {
-        let view = write(ctx, move |tx, _, _| {
-            ops::update_directory(
-                tx,
-                display_name.as_deref(),
-                default_usage_location.as_deref(),
-            )?;
-            crate::store::read::directory(tx)
+        audited(ctx, Attempt::new(Activity::UpdateDirectory), async move {
+            let view = write(ctx, move |tx, _, _, journal| {
+                record::on_directory(tx, journal, |tx| {
+                    ops::update_directory(
+                        tx,
+                        display_name.as_deref(),
+                        default_usage_location.as_deref(),
+                    )
+                })?;
+                crate::store::read::directory(tx)
+            })
+            .await?;
+            Ok(directory_of(&view))
         })
-        .await?;
-        Ok(directory_of(&view))
+        .await
     }
 
     /// Seats bought for a product: 0 or more. Lowering below what is consumed takes nothing
@@ -221,16 +251,22 @@ impl Mutation {
         #[graphql(desc = "The product, e.g. `ENTERPRISEPACK`.")] sku_part_number: String,
         #[graphql(desc = "How many seats the tenant bought: 0 or more.")] units: i32,
     ) -> Result<Product> {
-        let sku = sku_part_number.clone();
-        write(ctx, move |tx, table, _| {
-            ops::set_prepaid_units(tx, table, &sku, i64::from(units))
+        let attempt = Attempt::new(Activity::SetPrepaidUnits).product(&sku_part_number);
+        audited(ctx, attempt, async move {
+            let sku = sku_part_number.clone();
+            write(ctx, move |tx, table, _, journal| {
+                record::on_seats(tx, journal, &sku.clone(), |tx| {
+                    ops::set_prepaid_units(tx, table, &sku, i64::from(units))
+                })
+            })
+            .await?;
+            let table = table(ctx)?;
+            table
+                .product_by_name(&sku_part_number)
+                .map(Product)
+                .ok_or_else(|| bad_input(format!("unknown product `{sku_part_number}`")))
         })
-        .await?;
-        let table = table(ctx)?;
-        table
-            .product_by_name(&sku_part_number)
-            .map(Product)
-            .ok_or_else(|| bad_input(format!("unknown product `{sku_part_number}`")))
+        .await
     }
 
     /// Creates a user, with no license until it joins a licensed group or gets a direct one.
@@ -249,13 +285,17 @@ impl Mutation {
             enabled: input.account_enabled,
             ..Account::default()
         };
-        let id = write(ctx, move |tx, _, _| {
-            let id = ops::create_user(tx, &user)?;
-            provision::set_account(tx, id, &account)?;
-            Ok(id)
+        audited(ctx, Attempt::new(Activity::AddUser), async move {
+            let id = write(ctx, move |tx, _, _, journal| {
+                let id = ops::create_user(tx, &user)?;
+                provision::set_account(tx, id, &account)?;
+                record::user_added(tx, journal, id)?;
+                Ok(id)
+            })
+            .await?;
+            Ok(User(id))
         })
-        .await?;
-        Ok(User(id))
+        .await
     }
 
     /// Changes a user's name, usage location or proxy addresses; a new usage location or new
@@ -267,23 +307,36 @@ impl Mutation {
         #[graphql(desc = "What to change; the fields left out stay as they are.")]
         input: UpdateUserInput,
     ) -> Result<User> {
-        let id = parse_id(&id, "user")?;
-        let update = UserUpdate {
-            display_name: input.display_name,
-            usage_location: input.usage_location,
-            clear_usage_location: input.clear_usage_location.unwrap_or(false),
-            proxy_addresses: input.proxy_addresses,
-        };
-        let account = Account {
-            enabled: input.account_enabled,
-            ..Account::default()
-        };
-        write(ctx, move |tx, _, now| {
-            ops::update_user(tx, id, &update, now)?;
-            provision::set_account(tx, id, &account)
+        let attempt = Attempt::new(Activity::UpdateUser).on("User", &id);
+        audited(ctx, attempt, async move {
+            let id = parse_id(&id, "user")?;
+            let update = UserUpdate {
+                display_name: input.display_name,
+                usage_location: input.usage_location,
+                clear_usage_location: input.clear_usage_location.unwrap_or(false),
+                proxy_addresses: input.proxy_addresses,
+            };
+            let account = Account {
+                enabled: input.account_enabled,
+                ..Account::default()
+            };
+            write(ctx, move |tx, _, now, journal| {
+                record::on_user(
+                    tx,
+                    journal,
+                    Activity::UpdateUser,
+                    id,
+                    |tx| {
+                        ops::update_user(tx, id, &update, now)?;
+                        provision::set_account(tx, id, &account)
+                    },
+                    |_| Vec::new(),
+                )
+            })
+            .await?;
+            Ok(User(id))
         })
-        .await?;
-        Ok(User(id))
+        .await
     }
 
     /// Deletes a user and returns its id: every assignment is withdrawn without checks and its
@@ -293,9 +346,23 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The user's id.")] id: ID,
     ) -> Result<ID> {
-        let user = parse_id(&id, "user")?;
-        write(ctx, move |tx, table, _| ops::delete_user(tx, table, user)).await?;
-        Ok(id)
+        let attempt = Attempt::new(Activity::DeleteUser).on("User", &id);
+        audited(ctx, attempt, async move {
+            let user = parse_id(&id, "user")?;
+            write(ctx, move |tx, table, _, journal| {
+                record::on_user(
+                    tx,
+                    journal,
+                    Activity::DeleteUser,
+                    user,
+                    |tx| ops::delete_user(tx, table, user),
+                    |withdrawn| withdrawn.iter().map(|c| c.property()).collect(),
+                )
+            })
+            .await?;
+            Ok(id)
+        })
+        .await
     }
 
     /// Creates a group with no members and no licenses.
@@ -304,8 +371,16 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The group's name.")] display_name: String,
     ) -> Result<Group> {
-        let id = write(ctx, move |tx, _, _| ops::create_group(tx, &display_name)).await?;
-        Ok(Group::new(id))
+        audited(ctx, Attempt::new(Activity::AddGroup), async move {
+            let id = write(ctx, move |tx, _, _, journal| {
+                let id = ops::create_group(tx, &display_name)?;
+                record::group_added(tx, journal, id)?;
+                Ok(id)
+            })
+            .await?;
+            Ok(Group::new(id))
+        })
+        .await
     }
 
     /// Deletes a group and returns its id; a group that has licenses, or whose licenses are still
@@ -315,9 +390,18 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The group's id.")] id: ID,
     ) -> Result<ID> {
-        let group = parse_id(&id, "group")?;
-        write(ctx, move |tx, _, _| ops::delete_group(tx, group)).await?;
-        Ok(id)
+        let attempt = Attempt::new(Activity::DeleteGroup).on("Group", &id);
+        audited(ctx, attempt, async move {
+            let group = parse_id(&id, "group")?;
+            write(ctx, move |tx, _, _, journal| {
+                record::on_group(tx, journal, Activity::DeleteGroup, group, |tx| {
+                    ops::delete_group(tx, group)
+                })
+            })
+            .await?;
+            Ok(id)
+        })
+        .await
     }
 
     /// Members join in the order given (P1); they are licensed in the background (P5).
@@ -330,10 +414,17 @@ impl Mutation {
         )]
         user_ids: Vec<ID>,
     ) -> Result<Group> {
-        let group = parse_id(&group_id, "group")?;
-        let users = ids(&user_ids, "user")?;
-        write_group(ctx, group, move |tx, _, now| {
-            ops::add_group_members(tx, group, &users, now)
+        let attempt = Attempt::new(Activity::AddMember).on("Group", &group_id);
+        audited(ctx, attempt, async move {
+            let group = parse_id(&group_id, "group")?;
+            let users = ids(&user_ids, "user")?;
+            write_group(ctx, group, move |tx, _, now, journal| {
+                let listed = users.clone();
+                record::on_members(tx, journal, group, Some(&listed), |tx| {
+                    ops::add_group_members(tx, group, &users, now)
+                })
+            })
+            .await
         })
         .await
     }
@@ -348,10 +439,17 @@ impl Mutation {
         )]
         user_ids: Vec<ID>,
     ) -> Result<Group> {
-        let group = parse_id(&group_id, "group")?;
-        let users = ids(&user_ids, "user")?;
-        write_group(ctx, group, move |tx, _, now| {
-            ops::remove_group_members(tx, group, &users, now)
+        let attempt = Attempt::new(Activity::RemoveMember).on("Group", &group_id);
+        audited(ctx, attempt, async move {
+            let group = parse_id(&group_id, "group")?;
+            let users = ids(&user_ids, "user")?;
+            write_group(ctx, group, move |tx, _, now, journal| {
+                let listed = users.clone();
+                record::on_members(tx, journal, group, Some(&listed), |tx| {
+                    ops::remove_group_members(tx, group, &users, now)
+                })
+            })
+            .await
         })
         .await
     }
@@ -374,13 +472,31 @@ impl Mutation {
         )]
         remove_licenses: Vec<String>,
     ) -> Result<User> {
-        let user = parse_id(&user_id, "user")?;
-        let add = licenses(add_licenses);
-        write(ctx, move |tx, table, now| {
-            ops::assign_license(tx, table, user, &add, &remove_licenses, now)
+        let attempt = Attempt::new(Activity::ChangeUserLicense).on("User", &user_id);
+        audited(ctx, attempt, async move {
+            let user = parse_id(&user_id, "user")?;
+            let add = licenses(add_licenses);
+            write(ctx, move |tx, table, now, journal| {
+                let changes = ops::assign_license(tx, table, user, &add, &remove_licenses, now)?;
+                let principal: Option<String> = tx
+                    .query_row(
+                        "SELECT user_principal_name FROM users WHERE id = ?1",
+                        [user],
+                        |r| r.get(0),
+                    )
+                    .ok();
+                journal.record(&record::license_change(
+                    Activity::ChangeUserLicense,
+                    user,
+                    principal,
+                    &changes,
+                    None,
+                ))
+            })
+            .await?;
+            Ok(User(user))
         })
-        .await?;
-        Ok(User(user))
+        .await
     }
 
     /// G1–G3: the group's new license set is validated at once; its members are processed in
@@ -396,10 +512,16 @@ impl Mutation {
         #[graphql(desc = "The `skuPartNumber`s of products to take off the group (G3).")]
         remove_licenses: Vec<String>,
     ) -> Result<Group> {
-        let group = parse_id(&group_id, "group")?;
-        let add = licenses(add_licenses);
-        write_group(ctx, group, move |tx, table, now| {
-            ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
+        let attempt = Attempt::new(Activity::SetGroupLicense).on("Group", &group_id);
+        audited(ctx, attempt, async move {
+            let group = parse_id(&group_id, "group")?;
+            let add = licenses(add_licenses);
+            write_group(ctx, group, move |tx, table, now, journal| {
+                record::on_group_licenses(tx, journal, group, |tx| {
+                    ops::assign_group_license(tx, table, group, &add, &remove_licenses, now)
+                })
+            })
+            .await
         })
         .await
     }
@@ -415,12 +537,22 @@ impl Mutation {
         )]
         sku_part_numbers: Option<Vec<String>>,
     ) -> Result<DirectLicenseCleanup> {
-        let users = ids(&user_ids, "user")?;
-        let cleanup = write(ctx, move |tx, table, now| {
-            crate::store::redundant::remove(tx, table, &users, sku_part_numbers.as_deref(), now)
+        audited(ctx, Attempt::new(Activity::RemoveRedundant), async move {
+            let users = ids(&user_ids, "user")?;
+            let cleanup = write(ctx, move |tx, table, now, journal| {
+                crate::store::redundant::remove(
+                    tx,
+                    table,
+                    journal,
+                    &users,
+                    sku_part_numbers.as_deref(),
+                    now,
+                )
+            })
+            .await?;
+            cleanup_of(ctx, table(ctx)?, cleanup).await
         })
-        .await?;
-        cleanup_of(ctx, table(ctx)?, cleanup).await
+        .await
     }
 
     /// Tries the group again once a cause is fixed (seats bought, rules changed): every member,
@@ -430,9 +562,14 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The group's id.")] group_id: ID,
     ) -> Result<Group> {
-        let group = parse_id(&group_id, "group")?;
-        write_group(ctx, group, move |tx, _, now| {
-            ops::reprocess_group(tx, group, now)
+        let attempt = Attempt::new(Activity::ReprocessGroup).on("Group", &group_id);
+        audited(ctx, attempt, async move {
+            let group = parse_id(&group_id, "group")?;
+            write_group(ctx, group, move |tx, _, now, journal| {
+                ops::reprocess_group(tx, group, now)?;
+                record::reprocess(tx, journal, Some(group), None)
+            })
+            .await
         })
         .await
     }
@@ -444,16 +581,24 @@ impl Mutation {
         ctx: &Context<'_>,
         #[graphql(desc = "The user's id.")] user_id: ID,
     ) -> Result<User> {
-        let user = parse_id(&user_id, "user")?;
-        write(ctx, move |tx, _, now| ops::reprocess_user(tx, user, now)).await?;
-        Ok(User(user))
+        let attempt = Attempt::new(Activity::ReprocessUser).on("User", &user_id);
+        audited(ctx, attempt, async move {
+            let user = parse_id(&user_id, "user")?;
+            write(ctx, move |tx, _, now, journal| {
+                ops::reprocess_user(tx, user, now)?;
+                record::reprocess(tx, journal, None, Some(user))
+            })
+            .await?;
+            Ok(User(user))
+        })
+        .await
     }
 
     /// Re-reads the rules folder. On failure the rules in force stay, and the diagnostics are
     /// returned (`RULES_INVALID`) and kept in `rules.lastReloadErrors`.
     async fn reload_rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
         let state = state(ctx)?;
-        match reload_rules(state).await {
+        match reload_rules(state, &acting(ctx)).await {
             Ok(loaded) => Ok(RuleSet::of(&loaded)),
             Err(errors) => {
                 let details: Vec<Value> = errors

@@ -1,7 +1,12 @@
 use async_graphql::{Context, ID, Object, Result};
 
-use crate::store::read;
+use chrono::{DateTime, Utc};
 
+use crate::store::{history, read};
+
+use super::history::{
+    AuditCategory, AuditEventConnection, AuditResult, page as audit_page, stored_time,
+};
 use super::loaders::{DirectoryKey, SeatsKey};
 use super::mutation::{LicenseInput, ids, licenses};
 use super::preview::{self, LicensePreview, RedundantLicenseConnection};
@@ -317,6 +322,38 @@ impl Query {
         >,
     ) -> Result<RedundantLicenseConnection> {
         preview::redundant_page(ctx, first, after, sku_part_number).await
+    }
+
+    /// H6: the history, newest first; the filters combine (all must hold).
+    #[allow(clippy::too_many_arguments)]
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to return: 100 when omitted, at most 1,000.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
+        after: Option<String>,
+        #[graphql(desc = "Only events at or after this time.")] since: Option<DateTime<Utc>>,
+        #[graphql(desc = "Only events at or before this time.")] until: Option<DateTime<Utc>>,
+        #[graphql(desc = "Only events of this category.")] category: Option<AuditCategory>,
+        #[graphql(desc = "Only events about this user.")] user_id: Option<ID>,
+        #[graphql(desc = "Only events about this group (its changes, members and processing).")]
+        group_id: Option<ID>,
+        #[graphql(desc = "Only events about this product.")] sku_part_number: Option<String>,
+        #[graphql(desc = "Only events with this result.")] result: Option<AuditResult>,
+    ) -> Result<AuditEventConnection> {
+        let filter = history::Filter {
+            since: since.map(stored_time),
+            until: until.map(stored_time),
+            category: category.map(AuditCategory::stored),
+            user: user_id.map(|id| parse_id(&id, "user")).transpose()?,
+            group: group_id.map(|id| parse_id(&id, "group")).transpose()?,
+            sku: sku_part_number,
+            failed: result.map(|r| r == AuditResult::Failure),
+        };
+        audit_page(ctx, filter, first, after).await
     }
 
     /// The rules in force: what they hold, their warnings, and the errors of the last reload.

@@ -337,6 +337,24 @@ impl User {
         Ok(self.view(ctx).await?.external_id)
     }
 
+    /// The user's history, newest first (H6).
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to return: 100 when omitted, at most 1,000.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
+        after: Option<String>,
+    ) -> Result<super::history::AuditEventConnection> {
+        let filter = crate::store::history::Filter {
+            user: Some(self.0),
+            ..Default::default()
+        };
+        super::history::page(ctx, filter, first, after).await
+    }
+
     /// Groups the user is a member of, in the order the user joined them.
     #[graphql(
         complexity = "crate::api::limits::list_cost(crate::api::limits::SHORT_LIST, child_complexity)"
@@ -844,6 +862,25 @@ impl Group {
                 count: int(count),
             })
             .collect())
+    }
+
+    /// The group's history, newest first (H6): its changes, its members' joining and leaving,
+    /// and its processing runs with each user they changed.
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "How many to return: 100 when omitted, at most 1,000.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
+        after: Option<String>,
+    ) -> Result<super::history::AuditEventConnection> {
+        let filter = crate::store::history::Filter {
+            group: Some(self.id),
+            ..Default::default()
+        };
+        super::history::page(ctx, filter, first, after).await
     }
 
     /// Users with an assignment from this group in error, by id: members, and former members

@@ -2,6 +2,8 @@
 //! transaction per step (about [`CHUNK`] members), so queries never wait for a whole run and a
 //! crash loses nothing. It starts with whatever the queue holds, so a restart resumes.
 
+pub mod retention;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -27,6 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
@@ -43,9 +44,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::api::AppState;
 use crate::rules::RuleTable;
 use crate::server::auth::{Auth, Role};
+use crate::store::history::{self, Acting, Activity, Event, Journal, Target};
 use crate::store::ops::{self, MAX_LIST, NewUser, UserUpdate};
 use crate::store::provision::{self, Account, Column};
-use crate::store::{self, now};
+use crate::store::{self, audited as record, now};
 use error::{ScimError, scim_json};
 use patch::MemberChange;
 use resource::{GROUP_SCHEMA, GroupDoc, LIST_SCHEMA, Projection, USER_SCHEMA, UserDoc};
@@ -72,21 +74,61 @@ impl ScimState {
     /// One write transaction over the store's operations; wakes the worker for the processing
     /// it may have queued. `f` returns a SCIM error of its own (a PATCH that does not apply)
     /// before it has written anything.
-    async fn write<R, F>(&self, f: F) -> Result<R, ScimError>
+    ///
+    /// Its events go to the journal it is given (H1); when it fails, `attempt` is recorded as
+    /// a failure with the SCIM error's type and detail (H5).
+    async fn write<R, F>(&self, acting: &Acting, attempt: Event, f: F) -> Result<R, ScimError>
     where
         R: Send + 'static,
-        F: FnOnce(&Transaction<'_>, &RuleTable, &str) -> store::Result<Result<R, ScimError>>
+        F: FnOnce(
+                &Transaction<'_>,
+                &RuleTable,
+                &str,
+                &mut Journal<'_>,
+            ) -> store::Result<Result<R, ScimError>>
             + Send
             + 'static,
     {
         let table = self.app.rules.table();
-        let result = self
+        let (actor, correlation) = (acting.actor.clone(), acting.correlation());
+        let refusal: Arc<Mutex<Option<ScimError>>> = Arc::default();
+        let refused = refusal.clone();
+        let written = self
             .app
             .store
-            .write(move |tx| f(tx, &table, &now()))
-            .await?;
-        self.app.wake.notify_one();
-        result
+            .write(move |tx| {
+                let now = now();
+                let mut journal = Journal::open(tx, &actor, correlation, &now)?;
+                match f(tx, &table, &now, &mut journal)? {
+                    Ok(value) => Ok((value, journal.finish()?)),
+                    Err(e) => {
+                        // A refusal rolls back whatever was written before it, events included.
+                        if let Ok(mut slot) = refused.lock() {
+                            *slot = Some(e);
+                        }
+                        Err(store::StoreError::BadInput("refused".into()))
+                    }
+                }
+            })
+            .await;
+        let result = match written {
+            Ok((value, correlation)) => {
+                acting.committed(correlation);
+                self.app.wake.notify_one();
+                return Ok(value);
+            }
+            Err(e) => match refusal.lock().ok().and_then(|mut slot| slot.take()) {
+                Some(refused) => refused,
+                None => ScimError::from(e),
+            },
+        };
+        let code = result
+            .scim_type
+            .map(str::to_string)
+            .unwrap_or_else(|| result.status.as_u16().to_string());
+        let event = attempt.failure(&code, &result.detail);
+        history::record_apart(&self.app.store, acting, event).await;
+        Err(result)
     }
 }
 
@@ -212,8 +254,14 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The token's role decides: provisioning and admin tokens everything, reader tokens `GET`.
-async fn access(State(state): State<ScimState>, request: Request, next: Next) -> Response {
-    match state.auth.role(request.headers()) {
+async fn access(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
+    let caller = state.auth.caller(request.headers());
+    if let Ok(caller) = &caller {
+        request
+            .extensions_mut()
+            .insert(Acting::new(crate::server::actor_of(caller)));
+    }
+    match caller.map(|c| c.role) {
         Err(_) => {
             let mut response = ScimError::new(
                 StatusCode::UNAUTHORIZED,
@@ -346,6 +394,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 /// ask for.
 struct Scim {
     state: ScimState,
+    /// Who the request acts as (the access check put it there).
+    acting: Arc<Acting>,
     base: String,
     params: HashMap<String, String>,
     projection: Projection,
@@ -370,8 +420,14 @@ impl FromRequestParts<ScimState> for Scim {
             params.get("attributes").map(String::as_str),
             params.get("excludedattributes").map(String::as_str),
         )?;
+        let acting = parts
+            .extensions
+            .get::<Arc<Acting>>()
+            .cloned()
+            .unwrap_or_else(|| Acting::new(history::Actor::local()));
         Ok(Scim {
             state: state.clone(),
+            acting,
             base,
             params,
             projection,
@@ -535,9 +591,10 @@ async fn get_user(cx: Scim, Path(id): Path<String>) -> Result<Response, ScimErro
 async fn create_user(cx: Scim, Body(body): Body) -> Result<Response, ScimError> {
     let doc = UserDoc::parse(&body)?;
     let proxy_addresses = doc.proxy_addresses()?;
+    let attempt = Event::new(Activity::AddUser, Vec::new());
     let id = cx
         .state
-        .write(move |tx, _, _| {
+        .write(&cx.acting, attempt, move |tx, _, _, journal| {
             let user = NewUser {
                 user_principal_name: doc.user_name,
                 display_name: doc.display_name,
@@ -549,7 +606,9 @@ async fn create_user(cx: Scim, Body(body): Body) -> Result<Response, ScimError> 
                 enabled: Some(doc.active),
                 external_id: Some(doc.external_id),
             };
-            Ok(Ok(provision::create_user(tx, &user, &account)?))
+            let id = provision::create_user(tx, &user, &account)?;
+            record::user_added(tx, journal, id)?;
+            Ok(Ok(id))
         })
         .await?;
     created(user_response(&cx, id).await?)
@@ -593,13 +652,22 @@ async fn change_user<F>(cx: &Scim, id: i64, change: F) -> Result<Response, ScimE
 where
     F: FnOnce(&UserDoc) -> Result<UserDoc, ScimError> + Send + 'static,
 {
+    let attempt = Event::new(Activity::UpdateUser, vec![Target::user(id, None)]);
     cx.state
-        .write(move |tx, _, now| {
+        .write(&cx.acting, attempt, move |tx, _, now, journal| {
             let old = UserDoc::of(&provision::user(tx, id)?);
-            match change(&old) {
-                Ok(new) => write_user(tx, id, &old, &new, now),
-                Err(e) => Ok(Err(e)),
-            }
+            let new = match change(&old) {
+                Ok(new) => new,
+                Err(e) => return Ok(Err(e)),
+            };
+            record::on_user(
+                tx,
+                journal,
+                Activity::UpdateUser,
+                id,
+                |tx| write_user(tx, id, &old, &new, now),
+                |_| Vec::new(),
+            )
         })
         .await?;
     ok(user_response(cx, id).await?)
@@ -632,12 +700,24 @@ async fn patch_user(
 
 async fn delete_user(
     State(state): State<ScimState>,
+    Extension(acting): Extension<Arc<Acting>>,
     Path(id): Path<String>,
 ) -> Result<Response, ScimError> {
     let id = id_of(&id, "user")?;
     let slot = state.deletions.take()?;
+    let attempt = Event::new(Activity::DeleteUser, vec![Target::user(id, None)]);
     let result = state
-        .write(move |tx, table, _| Ok(Ok(ops::delete_user(tx, table, id)?)))
+        .write(&acting, attempt, move |tx, table, _, journal| {
+            record::on_user(
+                tx,
+                journal,
+                Activity::DeleteUser,
+                id,
+                |tx| ops::delete_user(tx, table, id),
+                |withdrawn| withdrawn.iter().map(|c| c.property()).collect(),
+            )?;
+            Ok(Ok(()))
+        })
         .await;
     if result.is_err() {
         state.deletions.give_back(slot);
@@ -692,11 +772,16 @@ async fn get_group(cx: Scim, Path(id): Path<String>) -> Result<Response, ScimErr
 
 async fn create_group(cx: Scim, Body(body): Body) -> Result<Response, ScimError> {
     let (doc, members) = GroupDoc::parse(&body)?;
+    let attempt = Event::new(Activity::AddGroup, Vec::new());
     let id = cx
         .state
-        .write(move |tx, _, now| {
+        .write(&cx.acting, attempt, move |tx, _, now, journal| {
             let id = provision::create_group(tx, &doc.display_name, doc.external_id.as_deref())?;
-            provision::add_members(tx, id, &members.unwrap_or_default(), now)?;
+            record::group_added(tx, journal, id)?;
+            let members = members.unwrap_or_default();
+            record::on_members(tx, journal, id, Some(&members), |tx| {
+                provision::add_members(tx, id, &members, now)
+            })?;
             Ok(Ok(id))
         })
         .await?;
@@ -728,12 +813,17 @@ async fn replace_group(
 ) -> Result<Response, ScimError> {
     let id = id_of(&id, "group")?;
     let (new, members) = GroupDoc::parse(&body)?;
+    let attempt = Event::new(Activity::UpdateGroup, vec![Target::group(id, None)]);
     cx.state
-        .write(move |tx, _, now| {
+        .write(&cx.acting, attempt, move |tx, _, now, journal| {
             let old = group_doc(tx, id)?;
-            write_group(tx, id, &old, &new)?;
+            record::on_group(tx, journal, Activity::UpdateGroup, id, |tx| {
+                write_group(tx, id, &old, &new)
+            })?;
             // A replace without members leaves the group with none.
-            provision::set_members(tx, id, &members.unwrap_or_default(), now)?;
+            record::on_members(tx, journal, id, None, |tx| {
+                provision::set_members(tx, id, &members.unwrap_or_default(), now)
+            })?;
             Ok(Ok(()))
         })
         .await?;
@@ -744,20 +834,42 @@ async fn replace_group(
 /// list every member after each membership change.
 async fn patch_group(
     State(state): State<ScimState>,
+    Extension(acting): Extension<Arc<Acting>>,
     Path(id): Path<String>,
     Body(body): Body,
 ) -> Result<Response, ScimError> {
     let id = id_of(&id, "group")?;
     let operations = patch::parse(&body)?;
+    let attempt = Event::new(Activity::UpdateGroup, vec![Target::group(id, None)]);
     state
-        .write(move |tx, _, now| {
+        .write(&acting, attempt, move |tx, _, now, journal| {
             let old = group_doc(tx, id)?;
             let mut new = old.clone();
             let changes = match patch::apply_group(&mut new, &operations) {
                 Ok(changes) => changes,
                 Err(e) => return Ok(Err(e)),
             };
-            write_group(tx, id, &old, &new)?;
+            record::on_group(tx, journal, Activity::UpdateGroup, id, |tx| {
+                write_group(tx, id, &old, &new)
+            })?;
+            record::on_members(tx, journal, id, None, |tx| {
+                apply_members(tx, id, changes, now)
+            })?;
+            Ok(Ok(()))
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The membership changes of a group's PATCH, in order.
+fn apply_members(
+    tx: &Transaction<'_>,
+    id: i64,
+    changes: Vec<MemberChange>,
+    now: &str,
+) -> store::Result<()> {
+    {
+        {
             for change in changes {
                 match change {
                     MemberChange::Add(users) => provision::add_members(tx, id, &users, now)?,
@@ -771,19 +883,25 @@ async fn patch_group(
                     MemberChange::Replace(users) => provision::set_members(tx, id, &users, now)?,
                 }
             }
-            Ok(Ok(()))
-        })
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+            Ok(())
+        }
+    }
 }
 
 async fn delete_group(
     State(state): State<ScimState>,
+    Extension(acting): Extension<Arc<Acting>>,
     Path(id): Path<String>,
 ) -> Result<Response, ScimError> {
     let id = id_of(&id, "group")?;
+    let attempt = Event::new(Activity::DeleteGroup, vec![Target::group(id, None)]);
     state
-        .write(move |tx, _, _| Ok(Ok(ops::delete_group(tx, id)?)))
+        .write(&acting, attempt, move |tx, _, _, journal| {
+            record::on_group(tx, journal, Activity::DeleteGroup, id, |tx| {
+                ops::delete_group(tx, id)
+            })?;
+            Ok(Ok(()))
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -1,7 +1,9 @@
 //! Bearer tokens and the three roles: admin, reader, and provisioning (SCIM only, scim.md).
 //!
 //! Tokens come from files (one per line, `#` comments and blank lines ignored, several lines
-//! for rotation) and from environment variables (separated by commas or whitespace). Only the
+//! for rotation; a line may name its token, `NAME TOKEN`) and from environment variables
+//! (separated by commas or whitespace). A token's name is who the history says made a change
+//! (licensing.md H3); an unnamed token is named by the first 8 hex digits of its SHA-256. Only the
 //! SHA-256 digest of each token is kept; a presented token is hashed and compared with every
 //! known digest in constant time, so neither the time taken nor the memory of the process
 //! tells anything about a token's length or content. Tokens are never logged: errors about a
@@ -81,10 +83,27 @@ pub enum AuthError {
 /// Digests of the tokens of each role.
 #[derive(Default)]
 pub struct Tokens {
-    admin: Vec<[u8; 32]>,
-    reader: Vec<[u8; 32]>,
-    provisioning: Vec<[u8; 32]>,
+    admin: Vec<Known>,
+    reader: Vec<Known>,
+    provisioning: Vec<Known>,
 }
+
+/// A token's digest and its name.
+#[derive(Clone)]
+struct Known {
+    digest: [u8; 32],
+    name: String,
+}
+
+/// Who a request is: its role, and the name of its token (`None` on a server without tokens).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub role: Role,
+    pub name: Option<String>,
+}
+
+/// Longest token name.
+pub const MAX_NAME_LEN: usize = 64;
 
 impl Tokens {
     /// No token at all: the server is open to whoever can reach it (loopback only).
@@ -103,24 +122,28 @@ impl Tokens {
     /// The role of a presented token, if it is one of ours. Every digest is compared, whatever
     /// matched before.
     pub fn role_of(&self, presented: &str) -> Option<Role> {
+        self.caller_of(presented).map(|c| c.role)
+    }
+
+    /// The role and name of a presented token, if it is one of ours.
+    pub fn caller_of(&self, presented: &str) -> Option<Caller> {
         let digest = digest(presented);
-        let matches = |list: &[[u8; 32]]| {
-            list.iter().fold(subtle::Choice::from(0), |found, known| {
-                found | known.ct_eq(&digest)
-            })
-        };
-        let admin = bool::from(matches(&self.admin));
-        let reader = bool::from(matches(&self.reader));
-        let provisioning = bool::from(matches(&self.provisioning));
-        if admin {
-            Some(Role::Admin)
-        } else if reader {
-            Some(Role::Reader)
-        } else if provisioning {
-            Some(Role::Provisioning)
-        } else {
-            None
+        let mut found: Option<Caller> = None;
+        for (role, list) in [
+            (Role::Admin, &self.admin),
+            (Role::Reader, &self.reader),
+            (Role::Provisioning, &self.provisioning),
+        ] {
+            for known in list {
+                if bool::from(known.digest.ct_eq(&digest)) && found.is_none() {
+                    found = Some(Caller {
+                        role,
+                        name: Some(known.name.clone()),
+                    });
+                }
+            }
         }
+        found
     }
 }
 
@@ -168,7 +191,7 @@ impl TokenSources {
         ];
         for (i, (first, a)) in roles.iter().enumerate() {
             for (second, b) in &roles[i + 1..] {
-                if a.iter().any(|t| b.contains(t)) {
+                if a.iter().any(|t| b.iter().any(|u| u.digest == t.digest)) {
                     return Err(AuthError::BothRoles {
                         origin: "the configured tokens".into(),
                         first,
@@ -181,7 +204,7 @@ impl TokenSources {
     }
 }
 
-fn from_file(path: &Path) -> Result<Vec<[u8; 32]>, AuthError> {
+fn from_file(path: &Path) -> Result<Vec<Known>, AuthError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
         path: origin.clone(),
@@ -193,7 +216,19 @@ fn from_file(path: &Path) -> Result<Vec<[u8; 32]>, AuthError> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        out.push(checked(line, || format!("{origin}, line {}", n + 1))?);
+        let at = || format!("{origin}, line {}", n + 1);
+        let mut words = line.split_whitespace();
+        let (name, token) = match (words.next(), words.next(), words.next()) {
+            (Some(token), None, _) => (None, token),
+            (Some(name), Some(token), None) => (Some(checked_name(name, at)?), token),
+            _ => {
+                return Err(AuthError::BadToken {
+                    origin: at(),
+                    reason: "a line holds a token, or a name and a token (`NAME TOKEN`)".into(),
+                });
+            }
+        };
+        out.push(known(checked(token, at)?, name));
     }
     if out.is_empty() {
         return Err(AuthError::Empty { origin });
@@ -201,14 +236,17 @@ fn from_file(path: &Path) -> Result<Vec<[u8; 32]>, AuthError> {
     Ok(out)
 }
 
-fn from_env(name: &str, text: &str) -> Result<Vec<[u8; 32]>, AuthError> {
+fn from_env(name: &str, text: &str) -> Result<Vec<Known>, AuthError> {
     let mut out = Vec::new();
     for (n, token) in text
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|t| !t.is_empty())
         .enumerate()
     {
-        out.push(checked(token, || format!("{name}, token {}", n + 1))?);
+        out.push(known(
+            checked(token, || format!("{name}, token {}", n + 1))?,
+            None,
+        ));
     }
     if out.is_empty() {
         return Err(AuthError::Empty {
@@ -216,6 +254,35 @@ fn from_env(name: &str, text: &str) -> Result<Vec<[u8; 32]>, AuthError> {
         });
     }
     Ok(out)
+}
+
+/// A token with its name, or the first 8 hex digits of its digest for a name (H3).
+fn known(digest: [u8; 32], name: Option<String>) -> Known {
+    let name = name.unwrap_or_else(|| digest[..4].iter().map(|b| format!("{b:02x}")).collect());
+    Known { digest, name }
+}
+
+/// A token's name: letters, digits and `- _ . @` (H3), so that it reads as a name in the
+/// history and in a CSV cell, and can never be mistaken for a token.
+fn checked_name(name: &str, origin: impl Fn() -> String) -> Result<String, AuthError> {
+    let bad = |reason: String| AuthError::BadToken {
+        origin: origin(),
+        reason,
+    };
+    if name.chars().count() > MAX_NAME_LEN {
+        return Err(bad(format!(
+            "a token's name has at most {MAX_NAME_LEN} characters"
+        )));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || "-_.@".contains(c))
+    {
+        return Err(bad(
+            "a token's name may only hold letters, digits and - _ . @".into(),
+        ));
+    }
+    Ok(name.to_string())
 }
 
 /// A token must be usable in an `Authorization: Bearer` header as it is (RFC 6750's
@@ -279,9 +346,18 @@ impl Auth {
 
     /// The role of a request: everyone is admin when no token is configured.
     pub fn role(&self, headers: &HeaderMap) -> Result<Role, Refusal> {
+        self.caller(headers).map(|c| c.role)
+    }
+
+    /// The role of a request and its token's name: everyone is an unnamed admin when no token
+    /// is configured.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
         let tokens = self.current();
         if tokens.is_empty() {
-            return Ok(Role::Admin);
+            return Ok(Caller {
+                role: Role::Admin,
+                name: None,
+            });
         }
         let value = headers
             .get(header::AUTHORIZATION)
@@ -292,7 +368,7 @@ impl Auth {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Refusal::Invalid);
         }
-        tokens.role_of(token.trim()).ok_or(Refusal::Invalid)
+        tokens.caller_of(token.trim()).ok_or(Refusal::Invalid)
     }
 
     /// Reads the token files again. On any error the tokens in force stay.
@@ -363,9 +439,19 @@ mod tests {
                 "holds no token",
             ),
             (
-                format!("{A} trailing-part-here\n"),
+                format!("ann {A} trailing-part-here\n"),
                 "line 1",
-                "may only hold",
+                "a name and a token",
+            ),
+            (
+                format!("ann,bob {A}\n"),
+                "line 1",
+                "a token's name may only hold",
+            ),
+            (
+                format!("{} {A}\n", "n".repeat(MAX_NAME_LEN + 1)),
+                "line 1",
+                "at most",
             ),
         ];
         for (text, place, reason) in cases {

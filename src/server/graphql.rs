@@ -41,11 +41,12 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
         );
     }
     let (parts, body) = request.into_parts();
-    let role = match state.auth.role(&parts.headers) {
-        Ok(Role::Provisioning) => return provisioning_refused(media),
-        Ok(role) => role,
+    let caller = match state.auth.caller(&parts.headers) {
+        Ok(caller) if caller.role == Role::Provisioning => return provisioning_refused(media),
+        Ok(caller) => caller,
         Err(refusal) => return unauthenticated(media, refusal),
     };
+    let acting = api::Acting::new(actor_of(&caller));
     // Buffered whole first: axum tells a body over the limit (413, also when it comes in
     // chunks with no length declared) from one that broke off.
     let bytes = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
@@ -74,15 +75,39 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
         Ok(shape) => shape,
         Err(refusal) => return refused(media, refusal),
     };
-    if shape.mutation && role == Role::Reader {
-        return error(
-            media,
-            StatusCode::FORBIDDEN,
-            "FORBIDDEN",
-            "a reader token may only run queries: mutations need an admin token",
-        );
+    if shape.mutation && caller.role == Role::Reader {
+        const READER: &str = "a reader token may only run queries: mutations need an admin token";
+        // H5: an authenticated refusal is in the history, once per mutation field asked for.
+        if let Some(document) = &shape.document {
+            api::record_refusal(
+                &state.app.store,
+                &acting,
+                document,
+                request.operation_name.as_deref(),
+                "FORBIDDEN",
+                READER,
+            )
+            .await;
+        }
+        return error(media, StatusCode::FORBIDDEN, "FORBIDDEN", READER);
     }
-    run(&state, media, request, shape, lookup).await
+    run(&state, media, request, shape, lookup, acting).await
+}
+
+/// Who the history names for a caller (H3).
+pub(crate) fn actor_of(caller: &crate::server::auth::Caller) -> crate::store::history::Actor {
+    use crate::store::history::{Actor, ActorKind};
+    match &caller.name {
+        Some(name) => Actor {
+            kind: if caller.role == Role::Provisioning {
+                ActorKind::Provisioning
+            } else {
+                ActorKind::Token
+            },
+            name: name.clone(),
+        },
+        None => Actor::local(),
+    }
 }
 
 /// A provisioning token is for `/scim/v2` only (scim.md "Access").
@@ -130,11 +155,11 @@ pub(super) async fn get(
         );
     };
     // Any role may query; mutations are refused over GET below, whoever asks.
-    match state.auth.role(&headers) {
-        Ok(Role::Provisioning) => return provisioning_refused(media),
-        Ok(_) => {}
+    let acting = match state.auth.caller(&headers) {
+        Ok(caller) if caller.role == Role::Provisioning => return provisioning_refused(media),
+        Ok(caller) => api::Acting::new(actor_of(&caller)),
         Err(refusal) => return unauthenticated(media, refusal),
-    }
+    };
     let mut request = async_graphql::Request::new(query.clone());
     if let Some(name) = params.get("operationName") {
         request = request.operation_name(name.clone());
@@ -167,7 +192,7 @@ pub(super) async fn get(
     if let Some(answer) = lookup.as_ref().and_then(|l| l.hit(&state)) {
         return json(media, StatusCode::OK, answer);
     }
-    run(&state, media, request, shape, lookup).await
+    run(&state, media, request, shape, lookup, acting).await
 }
 
 /// A URL parameter that holds a JSON object (or `null`, as good as absent).
@@ -274,6 +299,7 @@ async fn run(
     mut request: async_graphql::Request,
     shape: api::limits::Shape,
     lookup: Option<Lookup>,
+    acting: std::sync::Arc<api::Acting>,
 ) -> Response {
     // Kept for putting the answer's fields in order, and for a second look at a request a
     // limit refused; async-graphql is given the parsed document instead of parsing it again.
@@ -282,7 +308,7 @@ async fn run(
     if let Some(document) = &shape.document {
         request.set_parsed_query(document.clone());
     }
-    let request = api::prepare(request, &state.app);
+    let request = api::prepare(request, &state.app).data(acting);
     let mut response = if shape.mutation {
         state.schema.execute(request).await
     } else {

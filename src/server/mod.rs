@@ -10,6 +10,7 @@ pub mod demo;
 pub mod export;
 pub mod graphiql;
 mod graphql;
+pub(crate) use graphql::actor_of;
 pub mod guard;
 mod negotiate;
 mod pages;
@@ -56,6 +57,8 @@ pub struct Config {
     pub allowed_origins: Vec<AllowedOrigin>,
     /// Users deleted over SCIM in an hour at most (scim.md "Access").
     pub scim_max_deletions_per_hour: u32,
+    /// Days of history kept (H1); `None`: all of it.
+    pub audit_retention_days: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +173,13 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         wake: Arc::new(Notify::new()),
     };
     let (stop, stopped) = watch::channel(false);
+    if let Some(days) = config.audit_retention_days {
+        tokio::spawn(crate::processing::retention::run(
+            store.clone(),
+            days,
+            stopped.clone(),
+        ));
+    }
     let worker = tokio::spawn(crate::processing::run(
         store.clone(),
         live,
@@ -340,7 +350,9 @@ async fn reload_on_sighup(
         tokio::select! {
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the rules");
-                let _ = api::reload_rules(&app).await;
+                // A signal comes from the machine itself (H3).
+                let local = api::Acting::new(store::history::Actor::local());
+                let _ = api::reload_rules(&app, &local).await;
                 match auth.reload() {
                     Ok((0, 0)) => {}
                     Ok((admins, readers)) => tracing::info!(admin_tokens = admins, reader_tokens = readers, "SIGHUP: tokens re-read"),

@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
@@ -372,6 +373,52 @@ pub fn assignment_value(state: &str, error_code: Option<&str>, applied: Option<&
         let _ = write!(text, "; plans off: {}", plans.join(", "));
     }
     text
+}
+
+/// Who a request acts as, and the correlation id its events share (H2, H3): the first event
+/// the request writes names it, and the request's later mutations reuse it.
+pub struct Acting {
+    pub actor: Actor,
+    correlation: Mutex<Option<i64>>,
+}
+
+impl Acting {
+    pub fn new(actor: Actor) -> Arc<Acting> {
+        Arc::new(Acting {
+            actor,
+            correlation: Mutex::new(None),
+        })
+    }
+
+    pub fn correlation(&self) -> Option<i64> {
+        self.correlation.lock().map(|c| *c).unwrap_or(None)
+    }
+
+    /// Kept once the transaction that wrote the events committed.
+    pub fn committed(&self, correlation: Option<i64>) {
+        if let (Ok(mut c), Some(id)) = (self.correlation.lock(), correlation) {
+            c.get_or_insert(id);
+        }
+    }
+}
+
+/// Records an event in a transaction of its own: a failed mutation's (the failure itself
+/// rolled back), or a change outside the database (the rules in force). A failure to record is
+/// logged: the caller still hears of its own outcome.
+pub async fn record_apart(store: &super::Store, acting: &Acting, event: Event) {
+    let actor = acting.actor.clone();
+    let correlation = acting.correlation();
+    let written = store
+        .write(move |tx| {
+            let mut journal = Journal::open(tx, &actor, correlation, &super::now())?;
+            journal.record(&event)?;
+            journal.finish()
+        })
+        .await;
+    match written {
+        Ok(correlation) => acting.committed(correlation),
+        Err(e) => tracing::error!(error = %e, "an audit event could not be written"),
+    }
 }
 
 /// Writes the events of one transaction.

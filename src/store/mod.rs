@@ -5,6 +5,7 @@
 //! queues commit together (P8). A few read-only connections answer queries; in WAL mode they
 //! never wait for the writer.
 
+pub mod audited;
 pub mod codec;
 pub mod export;
 pub mod generate;

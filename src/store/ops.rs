@@ -12,6 +12,7 @@ use crate::engine::{
 use crate::rules::{Country, ProductId, RuleTable};
 
 use super::codec::{decode_disabled, decode_error, encode_disabled, encode_error};
+use super::history::{self, Property};
 use super::holders::HolderChanges;
 use super::sets::{self, ProductRow};
 use super::{Result, StoreError};
@@ -374,9 +375,15 @@ fn has_group_work(conn: &Connection, user: i64) -> Result<bool> {
     Ok(found.is_some())
 }
 
-/// P7: withdraws every assignment with no checks and frees the seats.
-pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<()> {
+/// P7: withdraws every assignment with no checks and frees the seats; returns the assignments
+/// withdrawn.
+pub fn delete_user(
+    tx: &Transaction<'_>,
+    table: &RuleTable,
+    id: i64,
+) -> Result<Vec<AssignmentChange>> {
     require_user(tx, id)?;
+    let mut changes = Vec::new();
     let mut seats = load_seats(tx, table)?;
     let mut loaded = load_users(tx, table, &[id])?;
     if let Some(user) = loaded.first_mut() {
@@ -385,7 +392,7 @@ pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<(
         // counts.
         let now = super::now();
         let mut writer = Writer::new(tx, table, &now)?;
-        writer.write(user)?;
+        changes = writer.write(user)?;
         writer.finish()?;
     }
     save_seats(tx, table, &mut seats)?;
@@ -396,7 +403,7 @@ pub fn delete_user(tx: &Transaction<'_>, table: &RuleTable, id: i64) -> Result<(
     )?;
     tx.execute("DELETE FROM work WHERE user_id = ?1", [id])?;
     tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
-    Ok(())
+    Ok(changes)
 }
 
 // ---- Groups ---------------------------------------------------------------------------------------
@@ -696,7 +703,7 @@ pub fn direct_change(
     engine::resolve_change(table, add, remove).map_err(|e| StoreError::Direct(e.into()))
 }
 
-/// D1–D5: checked and applied at once; on error nothing changes.
+/// D1–D5: checked and applied at once; on error nothing changes. Returns what changed.
 pub fn assign_license(
     tx: &Transaction<'_>,
     table: &RuleTable,
@@ -704,7 +711,7 @@ pub fn assign_license(
     add: &[LicenseInput],
     remove: &[String],
     now: &str,
-) -> Result<()> {
+) -> Result<Vec<AssignmentChange>> {
     let change = direct_change(tx, table, user, add, remove)?;
     let default = default_usage_location(tx)?;
     let mut seats = load_seats(tx, table)?;
@@ -714,10 +721,10 @@ pub fn assign_license(
     };
     Engine::new(table, default).assign_direct(&mut target.licenses, &change, &mut seats)?;
     let mut writer = Writer::new(tx, table, now)?;
-    writer.write(target)?;
+    let changes = writer.write(target)?;
     writer.finish()?;
     save_seats(tx, table, &mut seats)?;
-    Ok(())
+    Ok(changes)
 }
 
 // ---- Work queue (P5, P8, P9) -----------------------------------------------------------------
@@ -789,6 +796,8 @@ fn enqueue_user(tx: &Transaction<'_>, user: i64, now: &str) -> Result<()> {
 /// A user's licenses as the engine sees them, with the sets they were read from.
 pub struct LoadedUser {
     pub licenses: UserLicenses,
+    /// The sign-in name, for the history's targets.
+    pub principal_name: String,
     /// `(group (0: direct), products)` as stored, by group: the reference for what changed.
     sets: Vec<(i64, Vec<ProductRow>)>,
 }
@@ -814,8 +823,8 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
     let mut users: HashMap<i64, LoadedUser> = HashMap::with_capacity(sorted.len());
     selection.query(
         conn,
-        "SELECT u.id, u.usage_location FROM json_each(?1) j JOIN users u ON u.id = j.value",
-        "SELECT id, usage_location FROM users WHERE id BETWEEN ?1 AND ?2",
+        "SELECT u.id, u.usage_location, u.user_principal_name FROM json_each(?1) j JOIN users u ON u.id = j.value",
+        "SELECT id, usage_location, user_principal_name FROM users WHERE id BETWEEN ?1 AND ?2",
         |r| {
             let id: i64 = r.get(0)?;
             if sorted.binary_search(&id).is_err() {
@@ -832,6 +841,7 @@ pub fn load_users(conn: &Connection, table: &RuleTable, ids: &[i64]) -> Result<V
                 id,
                 LoadedUser {
                     licenses: UserLicenses::new(UserId(id), location),
+                    principal_name: r.get(2)?,
                     sets: Vec::new(),
                 },
             );
@@ -966,8 +976,8 @@ impl<'t> Writer<'t> {
     /// Writes back what changed in `user`'s assignments (once per load: the sets it was read
     /// from are the reference). A set that changed is written whole; its new and changed
     /// products get the writer's `now` as their `lastUpdatedDateTime`, unchanged ones keep
-    /// theirs; a set left empty is deleted.
-    pub fn write(&mut self, user: &LoadedUser) -> Result<()> {
+    /// theirs; a set left empty is deleted. Returns what changed, for the history (H4).
+    pub fn write(&mut self, user: &LoadedUser) -> Result<Vec<AssignmentChange>> {
         let table = self.table;
         let id = user.licenses.id.0;
         let mut after: Vec<(i64, Vec<NewProduct<'_>>)> = Vec::new();
@@ -1010,6 +1020,7 @@ impl<'t> Writer<'t> {
                 }
             }
         }
+        let changes = assignment_changes(&user.sets, &after);
         for (group, products) in &after {
             let old = before(*group);
             let unchanged = old.len() == products.len()
@@ -1071,10 +1082,10 @@ impl<'t> Writer<'t> {
                     .filter_map(|p| p.error_code.map(|c| (*group, c))),
             );
         }
-        if before_errors.is_empty() && after_errors.is_empty() {
-            return Ok(());
+        if !(before_errors.is_empty() && after_errors.is_empty()) {
+            self.count_errors(id, before_errors, after_errors)?;
         }
-        self.count_errors(id, before_errors, after_errors)
+        Ok(changes)
     }
 
     /// Keeps `assignment_errors` (a row per group and code the user is in error with) in step
@@ -1122,6 +1133,91 @@ impl<'t> Writer<'t> {
         }
         Ok(())
     }
+}
+
+/// One assignment whose state, error or applied plans changed (H4): `None` where it did not
+/// exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentChange {
+    pub sku: String,
+    /// 0: direct.
+    pub group: i64,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+impl AssignmentChange {
+    pub fn property(&self) -> Property {
+        Property {
+            name: history::assignment_name(&self.sku, self.group),
+            old: self.old.clone(),
+            new: self.new.clone(),
+        }
+    }
+}
+
+/// The assignments that differ between the stored sets and the new ones, in the order of the
+/// new ones (then the removed ones).
+fn assignment_changes(
+    before: &[(i64, Vec<ProductRow>)],
+    after: &[(i64, Vec<NewProduct<'_>>)],
+) -> Vec<AssignmentChange> {
+    let old_of = |group: i64, sku: &str| {
+        before
+            .iter()
+            .filter(|(g, _)| *g == group)
+            .flat_map(|(_, rows)| rows)
+            .find(|r| r.sku == sku)
+    };
+    let mut out = Vec::new();
+    for (group, products) in after {
+        for p in products {
+            let old = old_of(*group, p.sku);
+            let same = old.is_some_and(|o| {
+                o.state == p.state
+                    && o.error_code.as_deref() == p.error_code
+                    && o.applied.as_deref() == p.applied.as_deref()
+            });
+            if !same {
+                out.push(AssignmentChange {
+                    sku: p.sku.to_string(),
+                    group: *group,
+                    old: old.map(|o| {
+                        history::assignment_value(
+                            &o.state,
+                            o.error_code.as_deref(),
+                            o.applied.as_deref(),
+                        )
+                    }),
+                    new: Some(history::assignment_value(
+                        p.state,
+                        p.error_code,
+                        p.applied.as_deref(),
+                    )),
+                });
+            }
+        }
+    }
+    for (group, rows) in before {
+        for o in rows {
+            let kept = after
+                .iter()
+                .any(|(g, products)| g == group && products.iter().any(|p| p.sku == o.sku));
+            if !kept {
+                out.push(AssignmentChange {
+                    sku: o.sku.clone(),
+                    group: *group,
+                    old: Some(history::assignment_value(
+                        &o.state,
+                        o.error_code.as_deref(),
+                        o.applied.as_deref(),
+                    )),
+                    new: None,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// The code's name as the engine spells it, for a code read back from a stored set.

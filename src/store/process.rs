@@ -8,6 +8,8 @@ use crate::engine::{self, Engine, GroupId, LicenseSpec};
 use crate::rules::RuleTable;
 
 use super::Result;
+use super::audited::{license_change, license_event};
+use super::history::{Activity, Actor, Category, Event, Journal, Target};
 use super::ops::{
     LoadedUser, Writer, default_usage_location, group_licenses, load_seats, load_users,
     memberships, save_seats,
@@ -33,6 +35,10 @@ struct Item {
     user: Option<i64>,
     after_seq: i64,
     started: bool,
+    /// The correlation of a started group run's events, and its counts so far (H4).
+    correlation: Option<i64>,
+    licensed: i64,
+    failed: i64,
 }
 
 /// Runs one step. `Ok(None)`: nothing is queued.
@@ -44,7 +50,8 @@ pub fn step(
 ) -> Result<Option<Step>> {
     let item = tx
         .query_row(
-            "SELECT id, group_id, user_id, after_seq, started FROM work ORDER BY id LIMIT 1",
+            "SELECT id, group_id, user_id, after_seq, started, correlation, licensed, failed
+               FROM work ORDER BY id LIMIT 1",
             [],
             |r| {
                 Ok(Item {
@@ -53,6 +60,9 @@ pub fn step(
                     user: r.get(2)?,
                     after_seq: r.get(3)?,
                     started: r.get::<_, i64>(4)? != 0,
+                    correlation: r.get(5)?,
+                    licensed: r.get(6)?,
+                    failed: r.get(7)?,
                 })
             },
         )
@@ -63,6 +73,7 @@ pub fn step(
     let engine = Engine::new(table, default_usage_location(tx)?);
     let mut seats = load_seats(tx, table)?;
     let mut writer = Writer::new(tx, table, now)?;
+    let mut journal = Journal::open(tx, &Actor::system(), item.correlation, now)?;
     let mut step = Step {
         group: item.group,
         ..Step::default()
@@ -72,6 +83,7 @@ pub fn step(
             let mut tally = Tally {
                 seats: &mut seats,
                 writer: &mut writer,
+                journal: &mut journal,
                 step: &mut step,
             };
             group_chunk(tx, &engine, &mut tally, &item, group, chunk)?
@@ -82,6 +94,7 @@ pub fn step(
             let mut tally = Tally {
                 seats: &mut seats,
                 writer: &mut writer,
+                journal: &mut journal,
                 step: &mut step,
             };
             apply_group(
@@ -99,6 +112,7 @@ pub fn step(
             let mut tally = Tally {
                 seats: &mut seats,
                 writer: &mut writer,
+                journal: &mut journal,
                 step: &mut step,
             };
             user_all_groups(tx, &engine, &mut tally, user)?;
@@ -107,6 +121,7 @@ pub fn step(
         (None, None) => finish(tx, &item, &mut step)?,
     }
     writer.finish()?;
+    journal.finish()?;
     save_seats(tx, table, &mut seats)?;
     if let Some(group) = item.group {
         tx.execute(
@@ -122,6 +137,7 @@ pub fn step(
 struct Tally<'a, 't> {
     seats: &'a mut engine::SeatCounter,
     writer: &'a mut Writer<'t>,
+    journal: &'a mut Journal<'t>,
     step: &'a mut Step,
 }
 
@@ -145,7 +161,19 @@ fn group_chunk(
     let table = engine.table;
     let licenses = group_licenses(tx, table, group)?;
     if !item.started {
-        tx.execute("UPDATE work SET started = 1 WHERE id = ?1", [item.id])?;
+        let name: Option<String> = tx
+            .query_row(
+                "SELECT display_name FROM groups WHERE id = ?1",
+                [group],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let start = Event::new(Activity::StartApplying, vec![Target::group(group, name)]);
+        tally.journal.record(&start)?;
+        tx.execute(
+            "UPDATE work SET started = 1, correlation = ?2 WHERE id = ?1",
+            params![item.id, tally.journal.correlation()],
+        )?;
         let former = former_members(tx, group)?;
         if !former.is_empty() {
             tx.execute(
@@ -161,21 +189,52 @@ fn group_chunk(
     }
     let members = members_after(tx, group, item.after_seq, chunk)?;
     let Some(&(_, last_seq)) = members.last() else {
-        return finish(tx, item, tally.step);
+        return finish_run(tx, item, group, tally);
     };
     let ids: Vec<i64> = members.iter().map(|(u, _)| *u).collect();
     let mut users = load_users(tx, table, &ids)?;
     let known = Membership::Known;
     apply_group(tx, engine, tally, group, &licenses, &mut users, known)?;
     if members.len() < chunk {
-        finish(tx, item, tally.step)
+        finish_run(tx, item, group, tally)
     } else {
+        let step = &tally.step;
         tx.execute(
-            "UPDATE work SET after_seq = ?1 WHERE id = ?2",
-            params![last_seq, item.id],
+            "UPDATE work SET after_seq = ?1, licensed = licensed + ?3, failed = failed + ?4 WHERE id = ?2",
+            params![
+                last_seq,
+                item.id,
+                step.users - step.users_with_errors,
+                step.users_with_errors
+            ],
         )?;
         Ok(())
     }
+}
+
+/// The end of a group's run: its finish event with the run's counts (H4), then the item goes.
+fn finish_run(
+    tx: &Transaction<'_>,
+    item: &Item,
+    group: i64,
+    tally: &mut Tally<'_, '_>,
+) -> Result<()> {
+    let step = &tally.step;
+    let licensed = item.licensed + i64::from(step.users - step.users_with_errors);
+    let failed = item.failed + i64::from(step.users_with_errors);
+    let name: Option<String> = tx
+        .query_row(
+            "SELECT display_name FROM groups WHERE id = ?1",
+            [group],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut event = Event::new(Activity::FinishApplying, vec![Target::group(group, name)]);
+    event.reason = Some(format!(
+        "Users successfully assigned licenses: {licensed}, Users for whom license assignment failed: {failed}."
+    ));
+    tally.journal.record(&event)?;
+    finish(tx, item, tally.step)
 }
 
 /// The former members of `group` whose withdrawal is pending, by id: a run handles them first
@@ -255,7 +314,16 @@ fn apply_group(
         },
     );
     for i in changed {
-        tally.writer.write(&users[i])?;
+        let changes = tally.writer.write(&users[i])?;
+        if !changes.is_empty() {
+            let event = license_event(
+                Activity::ChangeUserLicense,
+                &users[i],
+                &changes,
+                Some(group),
+            );
+            tally.journal.record(&event)?;
+        }
     }
     let step = &mut *tally.step;
     step.users += summary.users;
@@ -296,7 +364,18 @@ fn user_all_groups(
     let order: Vec<GroupId> = groups.iter().map(|g| GroupId(*g)).collect();
     let out = engine.process_user(&mut loaded.licenses, &order, tally.seats);
     if out.changed {
-        tally.writer.write(loaded)?;
+        let changes = tally.writer.write(loaded)?;
+        if !changes.is_empty() {
+            let mut event = license_change(
+                Activity::ChangeUserLicense,
+                user,
+                Some(loaded.principal_name.clone()),
+                &changes,
+                None,
+            );
+            event.category = Category::LicenseProcessing;
+            tally.journal.record(&event)?;
+        }
     }
     let step = &mut *tally.step;
     step.users = 1;

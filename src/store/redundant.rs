@@ -11,11 +11,12 @@ use crate::engine::redundant::{NotRedundant, covering_groups, redundant_direct};
 use crate::engine::{Engine, GroupId, LicenseChange};
 use crate::rules::{ProductId, RuleTable};
 
+use super::history::{Activity, Journal};
 use super::ops::{
     self, Writer, default_usage_location, load_seats, load_users, product_id, require_user,
     save_seats,
 };
-use super::{Result, StoreError};
+use super::{Result, StoreError, audited};
 
 /// One redundant direct license.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +131,7 @@ pub struct Cleanup {
 pub fn remove(
     tx: &Transaction<'_>,
     table: &RuleTable,
+    journal: &mut Journal<'_>,
     users: &[i64],
     skus: Option<&[String]>,
     now: &str,
@@ -192,7 +194,13 @@ pub fn remove(
         // The mutation's own step (D3): a redundant license removed changes no enabled plan,
         // so its checks pass; were they to fail, the whole call would fail and change nothing.
         engine.assign_direct(&mut user.licenses, &change, &mut seats)?;
-        writer.write(&user)?;
+        let changes = writer.write(&user)?;
+        journal.record(&audited::license_event(
+            Activity::RemoveRedundant,
+            &user,
+            &changes,
+            None,
+        ))?;
         out.removed.extend(covered);
     }
     writer.finish()?;

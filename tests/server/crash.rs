@@ -8,7 +8,10 @@
 //! intent acknowledged to a client is there (L5) — the group license set, each membership, each
 //! direct license — and a mutation whose answer the crash swallowed was applied entirely or not
 //! at all. At the end processing is `COMPLETE` and every user's states and errors equal those of a
-//! second server, never killed, given the same operations.
+//! second server, never killed, given the same operations. On every crash image, and at the end,
+//! the history agrees with the data (H1): the generated tenant with every committed event
+//! replayed over it gives exactly the assignments and memberships the database holds, so no
+//! change is without its event and no event without its change.
 //!
 //! Why the final states can be compared although the kills reorder work: the clients change only
 //! the membership of a group licensed with EMS and direct EMS licenses, with more EMS seats than
@@ -449,9 +452,147 @@ fn open_read_only(db: &Path) -> rusqlite::Connection {
         .expect("open the database read-only")
 }
 
-/// Checks the crash image: the audit, and per product consumed = holders ≤ seats (L3).
-fn check_crash_image(db: &Path, big: &str, problems: &mut Vec<String>, when: &str) -> Crash {
+/// What the history tells of the tenant: each assignment's value as a "Change user license"
+/// property writes it (`EMS (group 7)` → `ACTIVE`), and each membership.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Told {
+    assignments: BTreeMap<(i64, String), String>,
+    members: std::collections::BTreeSet<(i64, i64)>,
+}
+
+/// The tenant as its rows hold it, in the history's terms.
+fn held(conn: &rusqlite::Connection) -> Told {
+    use group_licensing::store::{history, sets};
+    let mut told = Told::default();
+    let mut stmt = conn
+        .prepare("SELECT user_id, group_id, products FROM assignment_sets")
+        .expect("sets");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .expect("sets");
+    for row in rows {
+        let (user, group, products) = row.expect("a set");
+        for p in sets::decode(&products).expect("a stored set") {
+            told.assignments.insert(
+                (user, history::assignment_name(&p.sku, group)),
+                history::assignment_value(&p.state, p.error_code.as_deref(), p.applied.as_deref()),
+            );
+        }
+    }
+    let mut stmt = conn
+        .prepare("SELECT group_id, user_id FROM members")
+        .expect("members");
+    for row in stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("members")
+    {
+        told.members.insert(row.expect("a member"));
+    }
+    told
+}
+
+/// `baseline` (the generated tenant, written with no events) with every successful event
+/// replayed over it, in order.
+fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
+    use group_licensing::store::history::Activity;
+    let mut told = baseline.clone();
+    let mut stmt = conn
+        .prepare("SELECT activity, targets FROM audit_events WHERE failed = 0 ORDER BY id")
+        .expect("events");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .expect("events");
+    for row in rows {
+        let (activity, targets) = row.expect("an event");
+        let targets: Vec<(
+            String,
+            Option<String>,
+            Option<String>,
+            Vec<(String, Option<String>, Option<String>)>,
+        )> = serde_json::from_str(&targets).expect("stored targets");
+        let id_of = |kind: &str| {
+            targets
+                .iter()
+                .find(|t| t.0 == kind)
+                .and_then(|t| t.1.as_deref())
+                .and_then(|id| id.parse::<i64>().ok())
+        };
+        let (user, group) = (id_of("User"), id_of("Group"));
+        if activity == Activity::AddMember as i64 || activity == Activity::RemoveMember as i64 {
+            if let (Some(user), Some(group)) = (user, group) {
+                if activity == Activity::AddMember as i64 {
+                    told.members.insert((group, user));
+                } else {
+                    told.members.remove(&(group, user));
+                }
+            }
+            continue;
+        }
+        let Some(user) = user else { continue };
+        let Some((_, _, _, properties)) = targets.iter().find(|t| t.0 == "User") else {
+            continue;
+        };
+        for (name, _, new) in properties {
+            // Assignment properties name a source; a user's own properties do not.
+            if !(name.ends_with(" (direct)") || name.contains(" (group ")) {
+                continue;
+            }
+            match new {
+                Some(value) => told.assignments.insert((user, name.clone()), value.clone()),
+                None => told.assignments.remove(&(user, name.clone())),
+            };
+        }
+        if activity == Activity::DeleteUser as i64 {
+            told.members.retain(|(_, u)| *u != user);
+        }
+    }
+    told
+}
+
+/// H1 on a database: the history replayed over the baseline is what the rows hold.
+fn check_history(
+    conn: &rusqlite::Connection,
+    baseline: &Told,
+    problems: &mut Vec<String>,
+    when: &str,
+) {
+    let (now, told) = (held(conn), replayed(conn, baseline));
+    if now == told {
+        return;
+    }
+    let differ = |a: &BTreeMap<(i64, String), String>, b: &BTreeMap<(i64, String), String>| {
+        a.iter()
+            .filter(|(k, v)| b.get(*k) != Some(*v))
+            .take(5)
+            .map(|(k, v)| format!("{k:?} = {v:?} / {:?}", b.get(k)))
+            .collect::<Vec<_>>()
+    };
+    problems.push(format!(
+        "{when}: the history disagrees with the rows (H1): held but not told {:?}; told but not held {:?}; members held not told {:?}; told not held {:?}",
+        differ(&now.assignments, &told.assignments),
+        differ(&told.assignments, &now.assignments),
+        now.members.difference(&told.members).take(5).collect::<Vec<_>>(),
+        told.members.difference(&now.members).take(5).collect::<Vec<_>>(),
+    ));
+}
+
+/// Checks the crash image: the audit, per product consumed = holders ≤ seats (L3), and that
+/// the history tells what the rows hold (H1).
+fn check_crash_image(
+    db: &Path,
+    big: &str,
+    baseline: &Told,
+    problems: &mut Vec<String>,
+    when: &str,
+) -> Crash {
     let conn = open_read_only(db);
+    check_history(&conn, baseline, problems, when);
     for p in group_licensing::store::read::audit(&conn).expect("audit") {
         problems.push(format!("{when}: audit: {p}"));
     }
@@ -601,6 +742,7 @@ fn sigkill_at_random_moments_loses_nothing_and_ends_as_a_run_never_killed() {
         "{}",
         String::from_utf8_lossy(&generate.stderr)
     );
+    let baseline = held(&open_read_only(&db));
     let s = Server::start(&db, &bundled_rules());
     let big = s.ok(
         "{ groups(first: 1) { edges { node { id displayName memberCount } } } }",
@@ -688,7 +830,7 @@ fn sigkill_at_random_moments_loses_nothing_and_ends_as_a_run_never_killed() {
         let status = s.kill();
         assert!(!status.success(), "killed: {status:?}");
         let when = format!("kill {} ({delay_ms} ms)", k + 1);
-        let mut crash = check_crash_image(&db, &big, &mut problems, &when);
+        let mut crash = check_crash_image(&db, &big, &baseline, &mut problems, &when);
         crash.delay_ms = delay_ms;
         crash.phase = phases;
         crashes.push(crash);
@@ -771,9 +913,16 @@ fn sigkill_at_random_moments_loses_nothing_and_ends_as_a_run_never_killed() {
         ));
     }
     for (name, server) in [("killed", &s), ("reference", &reference)] {
-        for p in group_licensing::store::read::audit(&open_read_only(&server.db)).expect("audit") {
+        let conn = open_read_only(&server.db);
+        for p in group_licensing::store::read::audit(&conn).expect("audit") {
             problems.push(format!("{name} at the end: audit: {p}"));
         }
+        check_history(
+            &conn,
+            &baseline,
+            &mut problems,
+            &format!("{name} at the end"),
+        );
     }
 
     // The final tenant is not trivial: seats ran out, errors of several kinds, the clients' work.
