@@ -191,13 +191,11 @@ fn id(text: String, what: &str) -> Result<i64, ExportError> {
         .map_err(|e| ExportError::BadRequest(e.message))
 }
 
-/// A time parameter (RFC 3339, any offset), as the history stores times: UTC, milliseconds.
+/// A time parameter, read as GraphQL's `DateTime` reads one (RFC 3339, any offset), and
+/// written as the history stores times: UTC, milliseconds.
 fn time(text: &str, name: &str) -> Result<String, ExportError> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        })
+    text.parse::<chrono::DateTime<chrono::Utc>>()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .map_err(|e| {
             ExportError::BadRequest(format!(
                 "`{name}` is not an RFC 3339 time such as 2026-05-01T12:00:00Z: {e}"

@@ -10,9 +10,9 @@
 //!   origin 403;
 //! - an export of more users than one page holds gives each user once, in id order;
 //! - the audit events export gives the history newest first, each column as stored, filtered
-//!   by each of `auditEvents`' filters. Nothing records events yet (the mutations and
-//!   processing are being wired to `store::history::Journal`), so the tests write them with
-//!   that journal, as the writer will, before the server starts.
+//!   by each of `auditEvents`' filters: events of real mutations and processing against what
+//!   GraphQL says of them, and events of every kind of actor and target written with the
+//!   store's `Journal` before the server starts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -490,15 +490,15 @@ fn errors_by_graphql(s: &Server, group: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// Rows whose last cell is a time, that time as an instant: the export writes times as
-/// stored (UTC, milliseconds, `Z`), GraphQL with an offset.
-fn with_instants(rows: Vec<Vec<String>>) -> BTreeSet<Vec<String>> {
+/// Rows with their cell `at`, a time, as an instant: the exports write times as stored (UTC,
+/// milliseconds, `Z`), GraphQL with an offset.
+fn with_instants(rows: Vec<Vec<String>>, at: usize) -> Vec<Vec<String>> {
     rows.into_iter()
         .map(|mut row| {
-            if let Some(last) = row.last_mut() {
-                let instant = chrono::DateTime::parse_from_rfc3339(last)
-                    .unwrap_or_else(|e| panic!("not RFC 3339: {last:?}: {e}"));
-                *last = instant.timestamp_millis().to_string();
+            if let Some(time) = row.get_mut(at) {
+                let instant = chrono::DateTime::parse_from_rfc3339(time)
+                    .unwrap_or_else(|e| panic!("not RFC 3339: {time:?}: {e}"));
+                *time = instant.timestamp_millis().to_string();
             }
             row
         })
@@ -569,7 +569,8 @@ fn the_users_in_error_export_says_what_graphql_says() {
         "the tenant has one user in error for each check: {expected:#?}"
     );
     assert_eq!(exported.len(), expected.len(), "{exported:#?}");
-    assert_eq!(with_instants(exported.clone()), with_instants(expected));
+    let sorted = |rows| with_instants(rows, 8).into_iter().collect::<BTreeSet<_>>();
+    assert_eq!(sorted(exported.clone()), sorted(expected));
     let ids: Vec<i64> = exported
         .iter()
         .map(|r| r[0].parse().expect("an id"))
@@ -1212,4 +1213,148 @@ fn an_audit_export_of_many_pages_gives_every_event_once_newest_first() {
         );
         assert!(rows.iter().all(|r| r[10] == "1"), "one correlation");
     }
+}
+
+const AUDIT_EVENTS: &str = r#"query($since: DateTime, $until: DateTime, $category: AuditCategory,
+    $userId: ID, $groupId: ID, $sku: String, $result: AuditResult) {
+  auditEvents(first: 1000, since: $since, until: $until, category: $category, userId: $userId,
+              groupId: $groupId, skuPartNumber: $sku, result: $result) {
+    pageInfo { hasNextPage }
+    edges { node {
+      id activityDateTime category activityDisplayName initiatedBy { kind name }
+      targetResources { type id displayName modifiedProperties { displayName oldValue newValue } }
+      result resultReason correlationId
+    } }
+  }
+}"#;
+
+/// The rows of the audit export as GraphQL gives them, newest first.
+fn events_by_graphql(s: &Server, variables: Value) -> Vec<Vec<String>> {
+    let data = s.ok(AUDIT_EVENTS, variables);
+    assert_eq!(data["auditEvents"]["pageInfo"]["hasNextPage"], false);
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    data["auditEvents"]["edges"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|edge| {
+            let e = &edge["node"];
+            let targets = e["targetResources"].as_array().cloned().unwrap_or_default();
+            let named: Vec<String> = targets
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}/{}/{}",
+                        text(&t["type"]),
+                        text(&t["id"]),
+                        text(&t["displayName"])
+                    )
+                })
+                .collect();
+            let changed: Vec<String> = targets
+                .iter()
+                .flat_map(|t| {
+                    t["modifiedProperties"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .map(|p| {
+                    format!(
+                        "{}: {} → {}",
+                        text(&p["displayName"]),
+                        text(&p["oldValue"]),
+                        text(&p["newValue"])
+                    )
+                })
+                .collect();
+            vec![
+                text(&e["id"]),
+                text(&e["activityDateTime"]),
+                text(&e["category"]),
+                text(&e["activityDisplayName"]),
+                text(&e["initiatedBy"]["kind"]),
+                text(&e["initiatedBy"]["name"]),
+                named.join("; "),
+                changed.join("; "),
+                text(&e["result"]),
+                text(&e["resultReason"]),
+                text(&e["correlationId"]),
+            ]
+        })
+        .collect()
+}
+
+#[test]
+fn the_audit_events_export_says_what_graphql_says_of_real_changes() {
+    let s = fresh();
+    s.set_prepaid(E3, 1);
+    let ann = s.create_user("ann@contoso.com", Some("US"));
+    let bob = s.create_user("bob@contoso.com", Some("US"));
+    let group = s.create_group(SALES);
+    s.assign_group(&group, json!([license(E3, &[])]), &[]);
+    s.add_members(&group, &[&ann, &bob]);
+    s.wait_complete(&group);
+    s.update_user(&bob, json!({ "displayName": "=Bob" }));
+    // A refused change is recorded too (H5).
+    s.err(
+        "mutation { setPrepaidUnits(skuPartNumber: \"ENTERPRISEPACK\", units: -1) { prepaidUnits } }",
+        json!({}),
+    );
+    let filters: [(&[(&str, &str)], Value); 7] = [
+        (&[], json!({})),
+        (
+            &[("category", "LICENSE_PROCESSING")],
+            json!({ "category": "LICENSE_PROCESSING" }),
+        ),
+        (&[("result", "FAILURE")], json!({ "result": "FAILURE" })),
+        (&[("userId", &bob)], json!({ "userId": bob })),
+        (&[("groupId", &group)], json!({ "groupId": group })),
+        (&[("skuPartNumber", E3)], json!({ "sku": E3 })),
+        (
+            &[
+                ("since", "2000-01-01T00:00:00Z"),
+                ("until", "2999-01-01T00:00:00+02:00"),
+            ],
+            json!({ "since": "2000-01-01T00:00:00Z", "until": "2999-01-01T00:00:00+02:00" }),
+        ),
+    ];
+    for (pairs, variables) in filters {
+        let path = if pairs.is_empty() {
+            EVENTS.to_string()
+        } else {
+            format!("{EVENTS}?{}", query(pairs))
+        };
+        let exported = export(&s, &path, EVENT_COLUMNS);
+        let expected = events_by_graphql(&s, variables);
+        assert!(!expected.is_empty(), "{pairs:?} selects events");
+        assert_eq!(
+            with_instants(exported, 1),
+            with_instants(expected, 1),
+            "{pairs:?}"
+        );
+    }
+    let all = export(&s, EVENTS, EVENT_COLUMNS);
+    let kinds: BTreeSet<&str> = all.iter().map(|r| r[3].as_str()).collect();
+    for activity in [
+        "Add user",
+        "Add group",
+        "Set group license",
+        "Add member to group",
+        "Start applying group based license to users",
+        "Change user license",
+        "Finish applying group based license to users",
+        "Update user",
+        "Set prepaid units",
+    ] {
+        assert!(kinds.contains(activity), "no {activity:?} in {kinds:?}");
+    }
+    let renamed = all
+        .iter()
+        .find(|r| r[3] == "Update user")
+        .expect("bob's rename");
+    assert!(
+        renamed[7].contains("displayName: bob → =Bob"),
+        "{renamed:?}"
+    );
 }
