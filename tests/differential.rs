@@ -16,6 +16,8 @@
 
 #[path = "server/harness.rs"]
 mod harness;
+#[path = "support/history_replay.rs"]
+mod history_replay;
 #[path = "differential/model.rs"]
 mod model;
 #[path = "differential/preview.rs"]
@@ -1219,6 +1221,111 @@ impl Tally {
     }
 }
 
+/// The newest event's id, 0 when there is none.
+fn newest_event(server: &Server) -> u64 {
+    let page = server.ok(
+        "{ auditEvents(first: 1) { edges { node { id } } } }",
+        json!({}),
+    );
+    let node = &page["auditEvents"]["edges"][0]["node"];
+    if node.is_null() {
+        0
+    } else {
+        id_of(&node["id"])
+    }
+}
+
+/// The activity (H2) each operation records.
+fn activity_of(op: &Op) -> &'static str {
+    match op {
+        Op::CreateUser { .. } => "Add user",
+        Op::UpdateUser { .. } => "Update user",
+        Op::DeleteUser { .. } => "Delete user",
+        Op::CreateGroup => "Add group",
+        Op::DeleteGroup { .. } => "Delete group",
+        Op::SetPrepaid { .. } => "Set prepaid units",
+        Op::SetDefaultLocation { .. } => "Update directory",
+        Op::AddMembers { .. } => "Add member to group",
+        Op::RemoveMembers { .. } => "Remove member from group",
+        Op::AssignLicense { .. } => "Change user license",
+        Op::AssignGroupLicense { .. } => "Set group license",
+        Op::ReprocessGroup { .. } => "Reprocess group",
+        Op::ReprocessUser { .. } => "Reprocess user",
+    }
+}
+
+/// The events a step left: the operation's own (its activity; `FAILURE` with `CODE: message`
+/// when refused, H5), then only processing's (H4).
+fn check_events(server: &Server, op: &Op, answer: &Answer, after: u64) -> Result<(), String> {
+    let page = server.ok(
+        "{ auditEvents(first: 1000) { edges { node { id activityDisplayName category initiatedBy { kind } result resultReason } } } }",
+        json!({}),
+    );
+    let mut events: Vec<Value> = page["auditEvents"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| e["node"].clone())
+        .filter(|e| id_of(&e["id"]) > after)
+        .collect();
+    events.reverse();
+    let (own, processing): (Vec<&Value>, Vec<&Value>) = events
+        .iter()
+        .partition(|e| e["initiatedBy"]["kind"] == "LOCAL");
+    let activity = activity_of(op);
+    if let Some(e) = own.iter().find(|e| e["activityDisplayName"] != activity) {
+        return Err(format!(
+            "an event of another activity than {activity:?}: {e}"
+        ));
+    }
+    match answer {
+        Answer::Refused { code, .. } => {
+            let reason = text(
+                &own.first()
+                    .map_or(Value::Null, |e| e["resultReason"].clone()),
+            );
+            if own.len() != 1
+                || own[0]["result"] != "FAILURE"
+                || !reason.starts_with(&format!("{code}: "))
+            {
+                return Err(format!(
+                    "a refusal ({code}) must leave one FAILURE event: {own:?}"
+                ));
+            }
+        }
+        Answer::Done(_) => {
+            let most = match op {
+                Op::AddMembers { users, .. } | Op::RemoveMembers { users, .. } => users.len(),
+                _ => 1,
+            };
+            let least = usize::from(!matches!(
+                op,
+                Op::AddMembers { .. } | Op::RemoveMembers { .. } | Op::UpdateUser { .. }
+            ));
+            if own.len() < least || own.len() > most || own.iter().any(|e| e["result"] != "SUCCESS")
+            {
+                return Err(format!(
+                    "{least} to {most} SUCCESS events expected: {own:?}"
+                ));
+            }
+        }
+    }
+    let system = [
+        "Start applying group based license to users",
+        "Finish applying group based license to users",
+        "Change user license",
+    ];
+    if let Some(e) = processing.iter().find(|e| {
+        e["initiatedBy"]["kind"] != "SYSTEM"
+            || e["category"] != "LICENSE_PROCESSING"
+            || !system.contains(&text(&e["activityDisplayName"]).as_str())
+    }) {
+        return Err(format!("not an event of processing: {e}"));
+    }
+    Ok(())
+}
+
 fn op_kind(op: &Op) -> String {
     let debug = format!("{op:?}");
     debug.split('(').next().unwrap_or_default().to_string()
@@ -1257,6 +1364,7 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
             (Some(view), Some(p)) => Some((view.clone(), p)),
             (None, Some(p)) => Some((server_view(&server.ok(&snapshot, json!({}))), p)),
         };
+        let events_before = newest_event(&server);
         let raw = play(&server, &op, &name);
         server.wait_idle();
         let _ = writeln!(trace, "  {n:>2}. {op:?} -> {expected:?}");
@@ -1284,6 +1392,23 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
             .or_default()
             .entry(outcome)
             .or_default() += 1;
+        // H1–H5: the step's own events, and the whole history against the rows.
+        let mut problems = Vec::new();
+        if let Err(problem) = check_events(&server, &op, &answer, events_before) {
+            problems.push(problem);
+        }
+        let conn = rusqlite::Connection::open_with_flags(
+            &server.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database");
+        history_replay::check_history(&conn, &history_replay::Told::default(), &mut problems, "");
+        if !problems.is_empty() {
+            return Err(TestCaseError::fail(format!(
+                "step {n}, {op:?}: the history is wrong:\n{}\noperations:\n{trace}",
+                problems.join("\n")
+            )));
+        }
         let seen = server_view(&server.ok(&snapshot, json!({})));
         if let Some((view, p)) = &before {
             preview::check(p, &op, &answer, view, &seen).map_err(|problem| {

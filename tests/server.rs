@@ -23,6 +23,8 @@ mod errors;
 mod exports;
 #[path = "server/history.rs"]
 mod history;
+#[path = "support/history_replay.rs"]
+mod history_replay;
 #[path = "server/http.rs"]
 mod http;
 #[path = "server/lifecycle.rs"]

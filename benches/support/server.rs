@@ -31,8 +31,13 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(db: &Path) -> Server {
+        Server::start_binary(Path::new(BIN), db)
+    }
+
+    /// [`Server::start`] of another build of the server (an A/B against an earlier commit).
+    pub fn start_binary(bin: &Path, db: &Path) -> Server {
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin)
             .args(["serve", "--db"])
             .arg(db)
             .arg("--rules")
@@ -117,9 +122,14 @@ pub fn cpu_seconds(stat: &str) -> f64 {
 
 /// `group-licensing generate` of `users` users into `dir`; the database's path.
 pub fn generate(dir: &Path, users: u64) -> PathBuf {
+    generate_with(Path::new(BIN), dir, users)
+}
+
+/// [`generate`] by another build of the server.
+pub fn generate_with(bin: &Path, dir: &Path, users: u64) -> PathBuf {
     let db = dir.join(format!("tenant-{users}.db"));
     let started = Instant::now();
-    let status = Command::new(BIN)
+    let status = Command::new(bin)
         .args(["generate", "--db"])
         .arg(&db)
         .args(["--users", &users.to_string(), "--rules"])
