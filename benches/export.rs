@@ -12,7 +12,9 @@
 //! then `GET /export/licensed-users.csv?skuPartNumber=ENTERPRISEPACK` (the 95% who hold it) and
 //! `GET /export/license-errors.csv?groupId=…` (the 5% in error, a row per product) are read to
 //! the end, one after the other, as a client reading as fast as it can, and the first once more
-//! (were memory to grow with the rows, it would grow again). Printed per export: the
+//! (were memory to grow with the rows, it would grow again); last, the group's history
+//! (`GET /export/audit-events.csv?groupId=…`: processing's event for each member it licensed or
+//! failed, and the run's start and finish). Printed per export: the
 //! time to the first byte and to the last, rows and rows per second, the size, and the server's
 //! peak RSS (VmHWM from /proc) before and after.
 
@@ -97,6 +99,11 @@ fn main() {
                 format!("/export/license-errors.csv?groupId={group}"),
             ),
             ("licensed-users", holders),
+            // Processing recorded a "Change user license" event per member.
+            (
+                "audit-events",
+                format!("/export/audit-events.csv?groupId={group}"),
+            ),
         ] {
             let before = server.peak_rss_mib();
             let read = read_export(&server, &path);

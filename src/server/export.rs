@@ -111,6 +111,7 @@ async fn license_errors(
 ) -> Result<Response, ExportError> {
     admit(&state, &headers)?;
     let [group] = parameters(&LICENSE_ERRORS, query)?;
+    // Required: `parameters` refused a request without it.
     let group = id(group.unwrap_or_default(), "group")?;
     let group_name = state
         .app
@@ -133,6 +134,7 @@ async fn licensed_users(
 ) -> Result<Response, ExportError> {
     admit(&state, &headers)?;
     let [sku] = parameters(&LICENSED_USERS, query)?;
+    // Required, as above.
     let sku = sku.unwrap_or_default();
     let table = state.app.rules.table();
     let product = table.product_by_name(&sku).ok_or_else(|| {
@@ -219,6 +221,7 @@ fn parameters<const N: usize>(
     route: &Route,
     query: Parameters,
 ) -> Result<[Option<String>; N], ExportError> {
+    debug_assert_eq!(N, route.parameters.len(), "{}", route.path);
     let Query(pairs) = query.map_err(|rejection| {
         ExportError::BadRequest(format!("the URL's parameters: {}", rejection.body_text()))
     })?;
