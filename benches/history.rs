@@ -32,7 +32,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Times `requests` queries made by `query_of(i)`; (p50, p99) in ms.
-fn timed(server: &Server, requests: usize, query_of: impl Fn(usize) -> (String, Value)) -> (f64, f64) {
+fn timed(
+    server: &Server,
+    requests: usize,
+    query_of: impl Fn(usize) -> (String, Value),
+) -> (f64, f64) {
     let mut ms = Vec::with_capacity(requests);
     for i in 0..requests {
         let (query, variables) = query_of(i);
@@ -99,7 +103,10 @@ fn main() {
     while total_events(&server) < wanted {
         run += 1;
         let disabled: Vec<&str> = if run % 2 == 1 { vec!["SWAY"] } else { vec![] };
-        let newest = server.gql("{ auditEvents(first: 1) { edges { node { activityDateTime } } } }", json!({}));
+        let newest = server.gql(
+            "{ auditEvents(first: 1) { edges { node { activityDateTime } } } }",
+            json!({}),
+        );
         last_run_start = newest["auditEvents"]["edges"][0]["node"]["activityDateTime"]
             .as_str()
             .unwrap_or_default()
@@ -111,7 +118,11 @@ fn main() {
         );
         assert!(answer.get("errors").is_none(), "{answer}");
         wait_complete(&server, &group);
-        println!("{run:>6} {:>12} {:>10.2}", total_events(&server), t.elapsed().as_secs_f64());
+        println!(
+            "{run:>6} {:>12} {:>10.2}",
+            total_events(&server),
+            t.elapsed().as_secs_f64()
+        );
     }
     let events = total_events(&server);
     println!("log: {events} events");
@@ -124,13 +135,24 @@ fn main() {
         "query ($u: ID!) {{ auditEvents(first: 100, userId: $u) {{ totalCount edges {{ node {{ {EVENT} }} }} }} }}"
     );
     // Warm-up, as a dashboard's first requests.
-    timed(&server, 50, |i| (by_user.clone(), json!({ "u": user_of(i + 7919).to_string() })));
-    let (p50, p99) = timed(&server, 2_000, |i| (by_user.clone(), json!({ "u": user_of(i).to_string() })));
-    println!("auditEvents(first: 100, userId) with totalCount: p50 {p50:.2} ms, p99 {p99:.2} ms (target p99 ≤ 10 ms)");
+    timed(&server, 50, |i| {
+        (
+            by_user.clone(),
+            json!({ "u": user_of(i + 7919).to_string() }),
+        )
+    });
+    let (p50, p99) = timed(&server, 2_000, |i| {
+        (by_user.clone(), json!({ "u": user_of(i).to_string() }))
+    });
+    println!(
+        "auditEvents(first: 100, userId) with totalCount: p50 {p50:.2} ms, p99 {p99:.2} ms (target p99 ≤ 10 ms)"
+    );
     let user_page = format!(
         "query ($u: ID!) {{ user(id: $u) {{ auditEvents(first: 20) {{ edges {{ node {{ {EVENT} }} }} }} }} }}"
     );
-    let (p50, p99) = timed(&server, 500, |i| (user_page.clone(), json!({ "u": user_of(i).to_string() })));
+    let (p50, p99) = timed(&server, 500, |i| {
+        (user_page.clone(), json!({ "u": user_of(i).to_string() }))
+    });
     println!("User.auditEvents(first: 20): p50 {p50:.2} ms, p99 {p99:.2} ms");
     let cases: Vec<(&str, String)> = vec![
         ("newest 100, no filter", format!("{{ auditEvents(first: 100) {{ totalCount edges {{ node {{ {EVENT} }} }} }} }}")),

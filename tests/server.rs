@@ -19,6 +19,8 @@ mod crash;
 mod durability;
 #[path = "server/errors.rs"]
 mod errors;
+#[path = "server/exports.rs"]
+mod exports;
 #[path = "server/history.rs"]
 mod history;
 #[path = "support/history_replay.rs"]

@@ -2,6 +2,8 @@
 //! suggested resolutions (Q4). Pure: the caller gives the [`RuleTable`] the decision was made
 //! with and a way to name groups and users ([`SourceNames`]), which live in the store.
 
+use std::collections::HashMap;
+
 use crate::rules::{PlanId, ProductId, RuleTable};
 
 use super::{ErrorCode, GroupId, LicenseError, Source, SourceRef, UserId, Violation};
@@ -23,6 +25,37 @@ impl<F: Fn(GroupId) -> String> SourceNames for F {
         self(group)
     }
 }
+
+/// Names the store read for the errors at hand ([`LicenseError::named_ids`]). A stored error
+/// can outlive a group or a user it names: such a group is named by its id and "(deleted)",
+/// such a user by its id.
+#[derive(Clone, Debug, Default)]
+pub struct FoundNames {
+    pub groups: HashMap<i64, String>,
+    pub users: HashMap<i64, String>,
+}
+
+impl SourceNames for FoundNames {
+    fn group_name(&self, group: GroupId) -> String {
+        // The display name alone: the sentences say `group "…"` around it.
+        self.groups
+            .get(&group.0)
+            .cloned()
+            .unwrap_or_else(|| format!("{} (deleted)", group.0))
+    }
+
+    fn user_name(&self, user: UserId) -> String {
+        self.users
+            .get(&user.0)
+            .cloned()
+            .unwrap_or_else(|| format!("user {}", user.0))
+    }
+}
+
+/// The message of a stored error that the rules in force cannot read any more (a plan or a
+/// product it names was renamed): said as such rather than guessed.
+pub const UNREADABLE_ERROR: &str =
+    "The rules changed since this error was recorded: reprocess the user to see it again.";
 
 /// GraphQL's `LicenseErrorDetail`, in words: `violations[i]` is the message of the error's
 /// `violations[i]`.

@@ -45,7 +45,9 @@ use std::sync::Arc;
 
 use crate::rules::{Country, PlanId, PlanSet, ProductId, RuleTable};
 
-pub use describe::{ErrorDetail, SourceNames, describe_error, describe_group_error};
+pub use describe::{
+    ErrorDetail, FoundNames, SourceNames, UNREADABLE_ERROR, describe_error, describe_group_error,
+};
 pub use direct::{check_change, resolve_change};
 pub use group::{change_group_licenses, set_group_intent, validate_group_licenses, withdraw_group};
 pub use process::delete_user;
@@ -601,6 +603,18 @@ impl LicenseError {
         self.violations
             .first()
             .map_or(ErrorCode::Other, Violation::code)
+    }
+
+    /// Adds the groups and users the error names (the sources of C3 and C4, C1's other user)
+    /// to `groups` and `users`, whose names the store reads before describing it; ids may
+    /// repeat.
+    pub fn named_ids(&self, groups: &mut Vec<i64>, users: &mut Vec<i64>) {
+        for v in &self.violations {
+            for source in [v.source(), v.conflicting_source()].into_iter().flatten() {
+                groups.extend(source.source.group().map(|g| g.0));
+            }
+            users.extend(v.conflicting_user().map(|u| u.0));
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod console;
 pub mod demo;
+pub mod export;
 pub mod graphiql;
 mod graphql;
 pub(crate) use graphql::actor_of;
@@ -274,6 +275,7 @@ pub fn router(
     let mut routes = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(healthz))
+        .merge(export::router())
         .with_state(state)
         .merge(graphiql::router())
         .merge(console::router())

@@ -480,20 +480,18 @@ impl<'t> Journal<'t> {
 
     pub fn record(&mut self, event: &Event) -> Result<i64> {
         let targets = encode_targets(&event.targets);
-        self.insert.execute(
-            params![
-                self.at,
-                event.category as i64,
-                event.activity as i64,
-                self.actor,
-                event.failed,
-                event.reason,
-                self.correlation,
-                event.user,
-                event.group,
-                targets
-            ],
-        )?;
+        self.insert.execute(params![
+            self.at,
+            event.category as i64,
+            event.activity as i64,
+            self.actor,
+            event.failed,
+            event.reason,
+            self.correlation,
+            event.user,
+            event.group,
+            targets
+        ])?;
         let id = self.tx.last_insert_rowid();
         // The first event of a request or run is its correlation (stored as NULL: itself).
         self.correlation.get_or_insert(id);
@@ -647,9 +645,13 @@ pub struct Filter {
 /// The ids `[lo, hi]` the filter's times allow, or `None` when no event is in the range.
 fn id_range(conn: &Connection, filter: &Filter) -> Result<Option<(i64, i64)>> {
     let bounds: Option<(i64, i64)> = conn
-        .query_row("SELECT min(id), max(id) FROM audit_events", [], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?))
-        })
+        // Two lookups: SQLite reads a lone min() or max() from the end of the index, but
+        // scans the whole table for both in one select.
+        .query_row(
+            "SELECT (SELECT min(id) FROM audit_events), (SELECT max(id) FROM audit_events)",
+            [],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
+        )
         .map(|(a, b)| a.zip(b))?;
     let Some((mut lo, mut hi)) = bounds else {
         return Ok(None);

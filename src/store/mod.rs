@@ -7,6 +7,7 @@
 
 pub mod audited;
 pub mod codec;
+pub mod export;
 pub mod generate;
 pub mod history;
 pub mod holders;
