@@ -423,18 +423,50 @@ pub async fn record_apart(store: &super::Store, acting: &Acting, event: Event) {
     }
 }
 
+/// Processing's "Change user license" events kept in one row at most: enough that a run of a
+/// million members writes a row per 64 users, few enough that reading one event of a row (a
+/// user's history) decodes little.
+pub const BATCH: usize = 64;
+
+/// One "Change user license" event of processing, waiting to be written with others.
+struct Pending {
+    user: i64,
+    principal_name: String,
+    properties: Vec<Property>,
+    products: Vec<String>,
+}
+
 /// Writes the events of one transaction.
+///
+/// Events are numbered in the order they are recorded, without gaps. Most are a row each;
+/// processing's "Change user license" events of one group go [`BATCH`] to a row (`last_id`
+/// says how far the row goes), so that a run's history costs a fraction of its writes.
 pub struct Journal<'t> {
     actor: i64,
     correlation: Option<i64>,
     at: String,
+    next: i64,
     insert: CachedStatement<'t>,
+    user: CachedStatement<'t>,
     product: CachedStatement<'t>,
     /// Products by their number in `audit_skus`, as looked up (or added) so far.
     skus: HashMap<String, i64>,
+    /// Batched events not written yet, all of `batch_group`.
+    pending: Vec<Pending>,
+    batch_group: i64,
     tx: &'t Transaction<'t>,
     /// Events per category and result written so far, kept in `audit_counts` at the end.
     counts: HashMap<(Category, bool), i64>,
+}
+
+/// The newest row: its first id and the last id it holds.
+fn newest_row(conn: &Connection) -> Result<Option<(i64, i64, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, coalesce(last_id, id), at FROM audit_events ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
 }
 
 impl<'t> Journal<'t> {
@@ -448,26 +480,27 @@ impl<'t> Journal<'t> {
         now: &str,
     ) -> Result<Journal<'t>> {
         let actor = actor_id(tx, actor)?;
-        let last: Option<String> = tx
-            .prepare_cached("SELECT at FROM audit_events ORDER BY id DESC LIMIT 1")?
-            .query_row([], |r| r.get(0))
-            .optional()?;
-        let at = match last {
-            Some(last) if last.as_str() > now => last,
+        let newest = newest_row(tx)?;
+        let at = match &newest {
+            Some((_, _, last)) if last.as_str() > now => last.clone(),
             _ => now.to_string(),
         };
         Ok(Journal {
             actor,
             correlation,
             at,
+            next: newest.map_or(1, |(_, last, _)| last + 1),
             insert: tx.prepare_cached(
-                "INSERT INTO audit_events (at, category, activity, actor, failed, reason, correlation, user_id, group_id, targets)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO audit_events (id, last_id, at, category, activity, actor, failed, reason, correlation, group_id, targets)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?,
+            user: tx.prepare_cached("INSERT INTO audit_users (user_id, event) VALUES (?1, ?2)")?,
             product: tx.prepare_cached(
-                "INSERT INTO audit_products (product, event) VALUES (?1, ?2)",
+                "INSERT INTO audit_products (product, row, events) VALUES (?1, ?2, ?3)",
             )?,
             skus: HashMap::new(),
+            pending: Vec::new(),
+            batch_group: 0,
             tx,
             counts: HashMap::new(),
         })
@@ -478,35 +511,50 @@ impl<'t> Journal<'t> {
         self.correlation
     }
 
+    fn take_id(&mut self, n: i64) -> i64 {
+        let id = self.next;
+        self.next += n;
+        // The first event of a request or run is its correlation (stored as NULL: itself).
+        self.correlation.get_or_insert(id);
+        id
+    }
+
+    fn product_number(&mut self, sku: &str) -> Result<i64> {
+        if let Some(n) = self.skus.get(sku) {
+            return Ok(*n);
+        }
+        let n = sku_number(self.tx, sku)?;
+        self.skus.insert(sku.to_string(), n);
+        Ok(n)
+    }
+
+    /// Writes one event as a row of its own.
     pub fn record(&mut self, event: &Event) -> Result<i64> {
+        self.flush()?;
+        let id = self.take_id(1);
         let targets = encode_targets(&event.targets);
+        let correlation = self.correlation.filter(|c| *c != id);
         self.insert.execute(params![
+            id,
+            None::<i64>,
             self.at,
             event.category as i64,
             event.activity as i64,
             self.actor,
             event.failed,
             event.reason,
-            self.correlation,
-            event.user,
+            correlation,
             event.group,
             targets
         ])?;
-        let id = self.tx.last_insert_rowid();
-        // The first event of a request or run is its correlation (stored as NULL: itself).
-        self.correlation.get_or_insert(id);
+        if let Some(user) = event.user {
+            self.user.execute(params![user, id])?;
+        }
         let mut done: Vec<i64> = Vec::with_capacity(event.products.len());
         for sku in &event.products {
-            let product = match self.skus.get(sku) {
-                Some(n) => *n,
-                None => {
-                    let n = sku_number(self.tx, sku)?;
-                    self.skus.insert(sku.clone(), n);
-                    n
-                }
-            };
+            let product = self.product_number(sku)?;
             if !done.contains(&product) {
-                self.product.execute(params![product, id])?;
+                self.product.execute(params![product, id, 1])?;
                 done.push(product);
             }
         }
@@ -517,9 +565,95 @@ impl<'t> Journal<'t> {
         Ok(id)
     }
 
-    /// Keeps the counts; returns the correlation id used, if any event was written. The
-    /// transaction must not commit before.
+    /// Records processing's "Change user license" of `user` in a run of `group` (H4), to be
+    /// written with the others of the run.
+    pub fn record_change(
+        &mut self,
+        user: i64,
+        principal_name: &str,
+        properties: Vec<Property>,
+        products: Vec<String>,
+        group: i64,
+    ) -> Result<()> {
+        if self.batch_group != group || self.pending.len() >= BATCH {
+            self.flush()?;
+        }
+        self.batch_group = group;
+        self.pending.push(Pending {
+            user,
+            principal_name: principal_name.to_string(),
+            properties,
+            products,
+        });
+        Ok(())
+    }
+
+    /// Writes the batched events as one row.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let n = pending.len() as i64;
+        let first = self.take_id(n);
+        let correlation = self.correlation.filter(|c| *c != first);
+        type Entry<'a> = (
+            i64,
+            &'a str,
+            Vec<(&'a str, Option<&'a str>, Option<&'a str>)>,
+        );
+        let entries: Vec<Entry<'_>> = pending
+            .iter()
+            .map(|p| {
+                (
+                    p.user,
+                    p.principal_name.as_str(),
+                    p.properties
+                        .iter()
+                        .map(|q| (q.name.as_str(), q.old.as_deref(), q.new.as_deref()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let body = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
+        self.insert.execute(params![
+            first,
+            first + n - 1,
+            self.at,
+            Category::LicenseProcessing as i64,
+            Activity::ChangeUserLicense as i64,
+            self.actor,
+            false,
+            None::<String>,
+            correlation,
+            self.batch_group,
+            body
+        ])?;
+        let mut per_product: Vec<(i64, i64)> = Vec::new();
+        for (i, p) in pending.iter().enumerate() {
+            self.user.execute(params![p.user, first + i as i64])?;
+            for sku in &p.products {
+                let product = self.product_number(sku)?;
+                match per_product.iter_mut().find(|(q, _)| *q == product) {
+                    Some((_, count)) => *count += 1,
+                    None => per_product.push((product, 1)),
+                }
+            }
+        }
+        for (product, events) in per_product {
+            self.product.execute(params![product, first, events])?;
+        }
+        *self
+            .counts
+            .entry((Category::LicenseProcessing, false))
+            .or_default() += n;
+        Ok(())
+    }
+
+    /// Writes what is batched and keeps the counts; returns the correlation id used, if any
+    /// event was written. The transaction must not commit before.
     pub fn finish(mut self) -> Result<Option<i64>> {
+        self.flush()?;
         let mut change = self.tx.prepare_cached(
             "INSERT INTO audit_counts (category, failed, events) VALUES (?1, ?2, ?3)
              ON CONFLICT (category, failed) DO UPDATE SET events = events + excluded.events",
@@ -582,13 +716,16 @@ fn encode_targets(targets: &[Target]) -> String {
     serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into())
 }
 
+type StoredProperties = Vec<(String, Option<String>, Option<String>)>;
+
+fn properties_of(list: StoredProperties) -> Vec<Property> {
+    list.into_iter()
+        .map(|(name, old, new)| Property { name, old, new })
+        .collect()
+}
+
 fn decode_targets(text: &str) -> Result<Vec<StoredTarget>> {
-    type Row = (
-        String,
-        Option<String>,
-        Option<String>,
-        Vec<(String, Option<String>, Option<String>)>,
-    );
+    type Row = (String, Option<String>, Option<String>, StoredProperties);
     let rows: Vec<Row> = serde_json::from_str(text)
         .map_err(|e| StoreError::Corrupt(format!("audit targets: {e}")))?;
     Ok(rows
@@ -597,12 +734,14 @@ fn decode_targets(text: &str) -> Result<Vec<StoredTarget>> {
             kind,
             id,
             name,
-            properties: properties
-                .into_iter()
-                .map(|(name, old, new)| Property { name, old, new })
-                .collect(),
+            properties: properties_of(properties),
         })
         .collect())
+}
+
+/// A batch row's events: the user, its sign-in name and the properties, one per event.
+fn decode_batch(text: &str) -> Result<Vec<(i64, String, StoredProperties)>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))
 }
 
 // ---- Reading -----------------------------------------------------------------------------------
@@ -630,6 +769,26 @@ pub struct EventRow {
     pub targets: Vec<StoredTarget>,
 }
 
+impl EventRow {
+    /// Whether the event names the product (a target, or an assignment property of it).
+    fn names_product(&self, sku: &str) -> bool {
+        let prefix = format!("{sku} (");
+        self.targets.iter().any(|t| {
+            (t.kind == "Product" && t.id.as_deref() == Some(sku))
+                || t.properties
+                    .iter()
+                    .any(|p| p.name == sku || p.name.starts_with(&prefix))
+        })
+    }
+
+    fn names_user(&self, user: i64) -> bool {
+        let id = user.to_string();
+        self.targets
+            .iter()
+            .any(|t| t.kind == "User" && t.id.as_deref() == Some(id.as_str()))
+    }
+}
+
 /// The filters of `auditEvents` (H6); times are RFC 3339 as stored (UTC, milliseconds).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
@@ -642,29 +801,127 @@ pub struct Filter {
     pub failed: Option<bool>,
 }
 
+/// One stored row, before its events are taken out.
+struct Row {
+    id: i64,
+    last: i64,
+    at: String,
+    category: Category,
+    activity: Activity,
+    actor: Actor,
+    failed: bool,
+    reason: Option<String>,
+    correlation: Option<i64>,
+    group: Option<i64>,
+    targets: String,
+    /// A batch of processing's events (even of one).
+    batch: bool,
+}
+
+const ROW: &str = "SELECT e.id, coalesce(e.last_id, e.id), e.at, e.category, e.activity, a.kind, a.name, e.failed, e.reason, e.correlation, e.group_id, e.targets, e.last_id IS NOT NULL
+                     FROM audit_events e JOIN audit_actors a ON a.id = e.actor";
+
+fn row_of(r: &rusqlite::Row<'_>) -> Result<Row> {
+    let kind: String = r.get(5)?;
+    Ok(Row {
+        id: r.get(0)?,
+        last: r.get(1)?,
+        at: r.get(2)?,
+        category: Category::from_code(r.get(3)?)?,
+        activity: Activity::from_code(r.get(4)?)?,
+        actor: Actor {
+            kind: ActorKind::from_name(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("audit actor kind {kind:?}")))?,
+            name: r.get(6)?,
+        },
+        failed: r.get(7)?,
+        reason: r.get(8)?,
+        correlation: r.get(9)?,
+        group: r.get(10)?,
+        targets: r.get(11)?,
+        batch: r.get(12)?,
+    })
+}
+
+/// Reads rows by a statement whose columns are [`ROW`]'s.
+fn rows(stmt: &mut rusqlite::Statement<'_>, args: impl rusqlite::Params) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    let mut found = stmt.query(args)?;
+    while let Some(r) = found.next()? {
+        out.push(row_of(r)?);
+    }
+    Ok(out)
+}
+
+/// The row that holds event `id`.
+fn row_holding(conn: &Connection, id: i64) -> Result<Option<Row>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{ROW} WHERE e.id <= ?1 ORDER BY e.id DESC LIMIT 1"
+    ))?;
+    Ok(rows(&mut stmt, [id])?
+        .into_iter()
+        .next()
+        .filter(|r| r.last >= id))
+}
+
+/// The row's events in `[lo, hi]`, newest first.
+fn events_of(row: &Row, lo: i64, hi: i64) -> Result<Vec<EventRow>> {
+    let event = |id: i64, targets: Vec<StoredTarget>| EventRow {
+        id,
+        at: row.at.clone(),
+        category: row.category,
+        activity: row.activity,
+        actor: row.actor.clone(),
+        failed: row.failed,
+        reason: row.reason.clone(),
+        correlation: row.correlation.unwrap_or(row.id),
+        targets,
+    };
+    if !row.batch {
+        return Ok(if row.id >= lo && row.id <= hi {
+            vec![event(row.id, decode_targets(&row.targets)?)]
+        } else {
+            Vec::new()
+        });
+    }
+    let mut out = Vec::new();
+    for (i, (user, name, properties)) in decode_batch(&row.targets)?.into_iter().enumerate().rev() {
+        let id = row.id + i as i64;
+        if id < lo || id > hi {
+            continue;
+        }
+        out.push(event(
+            id,
+            vec![StoredTarget {
+                kind: "User".into(),
+                id: Some(user.to_string()),
+                name: Some(name),
+                properties: properties_of(properties),
+            }],
+        ));
+    }
+    Ok(out)
+}
+
 /// The ids `[lo, hi]` the filter's times allow, or `None` when no event is in the range.
 fn id_range(conn: &Connection, filter: &Filter) -> Result<Option<(i64, i64)>> {
-    let bounds: Option<(i64, i64)> = conn
-        // Two lookups: SQLite reads a lone min() or max() from the end of the index, but
-        // scans the whole table for both in one select.
-        .query_row(
-            "SELECT (SELECT min(id) FROM audit_events), (SELECT max(id) FROM audit_events)",
-            [],
-            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
-        )
-        .map(|(a, b)| a.zip(b))?;
-    let Some((mut lo, mut hi)) = bounds else {
+    // Two lookups: SQLite reads a lone min() from the start of the table, but would scan the
+    // whole table for a min and a max in one select.
+    let first: Option<i64> = conn
+        .prepare_cached("SELECT min(id) FROM audit_events")?
+        .query_row([], |r| r.get(0))?;
+    let (Some(mut lo), Some((_, mut hi, _))) = (first, newest_row(conn)?) else {
         return Ok(None);
     };
     if let Some(since) = &filter.since {
-        match first_at_or_after(conn, lo, hi, since)? {
+        match bisect(conn, lo, hi, |at| at >= since.as_str())? {
             Some(id) => lo = id,
             None => return Ok(None),
         }
     }
     if let Some(until) = &filter.until {
-        // The last event at or before `until`: the one before the first after it.
-        match first_after(conn, lo, hi, until)? {
+        // The last event at or before `until`: the one before the first row after it.
+        match bisect(conn, lo, hi, |at| at > until.as_str())? {
             Some(id) if id == lo => return Ok(None),
             Some(id) => hi = id - 1,
             None => {}
@@ -673,7 +930,7 @@ fn id_range(conn: &Connection, filter: &Filter) -> Result<Option<(i64, i64)>> {
     Ok((lo <= hi).then_some((lo, hi)))
 }
 
-/// The time of the first event at or after id `id`.
+/// The first row starting at or after id `id`, and its time.
 fn at_of(conn: &Connection, id: i64) -> Result<Option<(i64, String)>> {
     Ok(conn
         .prepare_cached("SELECT id, at FROM audit_events WHERE id >= ?1 ORDER BY id LIMIT 1")?
@@ -681,8 +938,8 @@ fn at_of(conn: &Connection, id: i64) -> Result<Option<(i64, String)>> {
         .optional()?)
 }
 
-/// Bisection over ids (times never decrease in id order): the first event in `[lo, hi]` for
-/// which `past` holds of its time.
+/// Bisection over ids (times never decrease in id order, and a row's events share its time):
+/// the first row in `[lo, hi]` for whose time `past` holds.
 fn bisect(
     conn: &Connection,
     mut lo: i64,
@@ -705,69 +962,107 @@ fn bisect(
     Ok(found)
 }
 
-fn first_at_or_after(conn: &Connection, lo: i64, hi: i64, since: &str) -> Result<Option<i64>> {
-    bisect(conn, lo, hi, |at| at >= since)
-}
-
-fn first_after(conn: &Connection, lo: i64, hi: i64, until: &str) -> Result<Option<i64>> {
-    bisect(conn, lo, hi, |at| at > until)
-}
-
-/// The statement's `FROM … WHERE …` for a filter and an id range, with its parameters: the
-/// index walked is the user's, the group's or the product's when the filter names one.
-fn selection(filter: &Filter, range: (i64, i64)) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    let mut sql = String::new();
-    let mut args: Vec<Value> = Vec::new();
-    let mut conditions: Vec<String> = Vec::new();
-    let arg = |v: Value, args: &mut Vec<Value>| {
-        args.push(v);
-        format!("?{}", args.len())
+/// Whether an event passes the filter's conditions other than the one walked. A row of one
+/// event has its products in the products' index; a batch's events name theirs in their
+/// properties (the index says only that some event of the batch does).
+fn passes(conn: &Connection, event: &EventRow, batched: bool, filter: &Filter) -> Result<bool> {
+    let product = match filter.sku.as_deref() {
+        None => true,
+        Some(sku) if batched => event.names_product(sku),
+        Some(sku) => conn
+            .prepare_cached(
+                "SELECT 1 FROM audit_products
+                  WHERE product = (SELECT id FROM audit_skus WHERE sku = ?1) AND row = ?2",
+            )?
+            .exists(params![sku, event.id])?,
     };
-    // The product filter alone walks the product's index; with a user or group it is a check.
-    let by_product = filter.sku.is_some() && filter.user.is_none() && filter.group.is_none();
-    if by_product {
-        sql.push_str("FROM audit_products p JOIN audit_events e ON e.id = p.event");
-        let sku = arg(
-            Value::Text(filter.sku.clone().unwrap_or_default()),
-            &mut args,
-        );
-        conditions.push(format!(
-            "p.product = (SELECT id FROM audit_skus WHERE sku = {sku})"
-        ));
-        let lo = arg(Value::Integer(range.0), &mut args);
-        let hi = arg(Value::Integer(range.1), &mut args);
-        conditions.push(format!("p.event BETWEEN {lo} AND {hi}"));
-    } else {
-        sql.push_str("FROM audit_events e");
-        let lo = arg(Value::Integer(range.0), &mut args);
-        let hi = arg(Value::Integer(range.1), &mut args);
-        conditions.push(format!("e.id BETWEEN {lo} AND {hi}"));
-        if let Some(sku) = &filter.sku {
-            let sku = arg(Value::Text(sku.clone()), &mut args);
-            conditions.push(format!(
-                "EXISTS (SELECT 1 FROM audit_products p WHERE p.product = (SELECT id FROM audit_skus WHERE sku = {sku}) AND p.event = e.id)"
-            ));
-        }
-    }
+    Ok(product
+        && filter.category.is_none_or(|c| c == event.category)
+        && filter.failed.is_none_or(|f| f == event.failed)
+        && filter.user.is_none_or(|u| event.names_user(u)))
+}
+
+/// Walks the events the filter selects in `[lo, hi]`, newest first, until `visit` says stop.
+/// The walk follows the user's index, the group's, the product's, or the rows themselves.
+fn walk(
+    conn: &Connection,
+    filter: &Filter,
+    (lo, hi): (i64, i64),
+    mut visit: impl FnMut(EventRow) -> bool,
+) -> Result<()> {
+    const STEP: i64 = 256;
     if let Some(user) = filter.user {
-        let user = arg(Value::Integer(user), &mut args);
-        conditions.push(format!("e.user_id = {user}"));
+        let mut stmt = conn.prepare_cached(
+            "SELECT event FROM audit_users WHERE user_id = ?1 AND event BETWEEN ?2 AND ?3 ORDER BY event DESC",
+        )?;
+        let ids: Vec<i64> = stmt
+            .query_map(params![user, lo, hi], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for id in ids {
+            let Some(row) = row_holding(conn, id)? else {
+                continue;
+            };
+            if filter.group.is_some_and(|g| row.group != Some(g)) {
+                continue;
+            }
+            let batched = row.batch;
+            for event in events_of(&row, id, id)? {
+                if passes(conn, &event, batched, filter)? && !visit(event) {
+                    return Ok(());
+                }
+            }
+        }
+        return Ok(());
     }
-    if let Some(group) = filter.group {
-        let group = arg(Value::Integer(group), &mut args);
-        conditions.push(format!("e.group_id = {group}"));
+    // Rows newest first, a step at a time, by the group's index, the product's, or all.
+    let mut top = hi;
+    loop {
+        let found: Vec<Row> = if let Some(group) = filter.group {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{ROW} WHERE e.group_id = ?1 AND e.id <= ?2 AND coalesce(e.last_id, e.id) >= ?3 ORDER BY e.id DESC LIMIT ?4"
+            ))?;
+            rows(&mut stmt, params![group, top, lo, STEP])?
+        } else if let Some(sku) = &filter.sku {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{ROW} JOIN audit_products p ON p.row = e.id
+                  WHERE p.product = (SELECT id FROM audit_skus WHERE sku = ?1) AND p.row <= ?2
+                    AND coalesce(e.last_id, e.id) >= ?3
+                  ORDER BY p.row DESC LIMIT ?4"
+            ))?;
+            rows(&mut stmt, params![sku, top, lo, STEP])?
+        } else {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{ROW} WHERE e.id <= ?1 AND coalesce(e.last_id, e.id) >= ?2
+                   AND (?3 IS NULL OR e.category = ?3) AND (?4 IS NULL OR e.failed = ?4)
+                 ORDER BY e.id DESC LIMIT ?5"
+            ))?;
+            rows(
+                &mut stmt,
+                params![
+                    top,
+                    lo,
+                    filter.category.map(|c| c as i64),
+                    filter.failed,
+                    STEP
+                ],
+            )?
+        };
+        let Some(oldest) = found.last().map(|r| r.id) else {
+            return Ok(());
+        };
+        for row in &found {
+            let batched = row.batch;
+            for event in events_of(row, lo, hi)? {
+                if passes(conn, &event, batched, filter)? && !visit(event) {
+                    return Ok(());
+                }
+            }
+        }
+        if oldest <= lo || (found.len() as i64) < STEP {
+            return Ok(());
+        }
+        top = oldest - 1;
     }
-    if let Some(category) = filter.category {
-        let category = arg(Value::Integer(category as i64), &mut args);
-        conditions.push(format!("e.category = {category}"));
-    }
-    if let Some(failed) = filter.failed {
-        let failed = arg(Value::Integer(i64::from(failed)), &mut args);
-        conditions.push(format!("e.failed = {failed}"));
-    }
-    let _ = write!(sql, " WHERE {}", conditions.join(" AND "));
-    (sql, args)
 }
 
 /// Up to `limit` events of the filter older than event `before` (none: from the newest),
@@ -784,51 +1079,24 @@ pub fn page(
     if let Some(before) = before {
         hi = hi.min(before - 1);
     }
-    if lo > hi || limit == 0 {
-        return Ok(Vec::new());
-    }
-    let (from, mut args) = selection(filter, (lo, hi));
-    args.push(rusqlite::types::Value::Integer(limit as i64));
-    let sql = format!(
-        "SELECT e.id, e.at, e.category, e.activity, a.kind, a.name, e.failed, e.reason, coalesce(e.correlation, e.id), e.targets
-           {from_and_where} ORDER BY e.id DESC LIMIT ?{n}",
-        from_and_where = from.replacen(
-            " WHERE ",
-            " JOIN audit_actors a ON a.id = e.actor WHERE ",
-            1
-        ),
-        n = args.len()
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let kind: String = r.get(4)?;
-        out.push(EventRow {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            category: Category::from_code(r.get(2)?)?,
-            activity: Activity::from_code(r.get(3)?)?,
-            actor: Actor {
-                kind: ActorKind::from_name(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("audit actor kind {kind:?}")))?,
-                name: r.get(5)?,
-            },
-            failed: r.get(6)?,
-            reason: r.get(7)?,
-            correlation: r.get(8)?,
-            targets: decode_targets(&r.get::<_, String>(9)?)?,
-        });
+    if lo > hi || limit == 0 {
+        return Ok(out);
     }
+    walk(conn, filter, (lo, hi), |event| {
+        out.push(event);
+        out.len() < limit
+    })?;
     Ok(out)
 }
 
-/// How many events the filter selects, exactly.
+/// How many events the filter selects, exactly: from kept counts and index ranges where the
+/// filter allows, by walking the events otherwise.
 pub fn count(conn: &Connection, filter: &Filter) -> Result<i64> {
     let timed = filter.since.is_some() || filter.until.is_some();
-    let indexed = filter.user.is_some() || filter.group.is_some() || filter.sku.is_some();
-    if !indexed && !timed {
-        // Kept counts.
+    let subject = filter.user.is_some() || filter.group.is_some() || filter.sku.is_some();
+    let plain = filter.category.is_none() && filter.failed.is_none();
+    if !subject && !timed {
         let mut sql = "SELECT coalesce(sum(events), 0) FROM audit_counts WHERE 1".to_string();
         let mut args: Vec<i64> = Vec::new();
         if let Some(c) = filter.category {
@@ -841,51 +1109,117 @@ pub fn count(conn: &Connection, filter: &Filter) -> Result<i64> {
         }
         return Ok(conn.query_row(&sql, rusqlite::params_from_iter(args), |r| r.get(0))?);
     }
-    let Some(range) = id_range(conn, filter)? else {
+    let Some((lo, hi)) = id_range(conn, filter)? else {
         return Ok(0);
     };
-    if !indexed && filter.category.is_none() && filter.failed.is_none() {
-        // Ids of events are contiguous (only a prefix is ever pruned).
-        return Ok(range.1 - range.0 + 1);
+    // Time ranges begin and end at row boundaries, so a row is wholly in or out of them.
+    let rows_of = |extra: &str, args: &[&dyn rusqlite::ToSql]| -> Result<i64> {
+        Ok(conn.query_row(
+            &format!(
+                "SELECT coalesce(sum(coalesce(e.last_id, e.id) - e.id + 1), 0) FROM audit_events e
+                  WHERE e.id BETWEEN ?1 AND ?2 {extra}"
+            ),
+            rusqlite::params_from_iter(
+                [&lo as &dyn rusqlite::ToSql, &hi]
+                    .into_iter()
+                    .chain(args.iter().copied()),
+            ),
+            |r| r.get(0),
+        )?)
+    };
+    match (filter.user, filter.group, filter.sku.as_deref(), plain) {
+        (None, None, None, true) => Ok(hi - lo + 1),
+        (None, None, None, false) => {
+            let category = filter.category.map(|c| c as i64);
+            rows_of(
+                "AND (?3 IS NULL OR e.category = ?3) AND (?4 IS NULL OR e.failed = ?4)",
+                &[&category, &filter.failed],
+            )
+        }
+        (Some(user), None, None, true) => Ok(conn
+            .prepare_cached(
+                "SELECT count(*) FROM audit_users WHERE user_id = ?1 AND event BETWEEN ?2 AND ?3",
+            )?
+            .query_row(params![user, lo, hi], |r| r.get(0))?),
+        (None, Some(group), None, _) => {
+            let category = filter.category.map(|c| c as i64);
+            rows_of(
+                "AND e.group_id = ?3 AND (?4 IS NULL OR e.category = ?4) AND (?5 IS NULL OR e.failed = ?5)",
+                &[&group, &category, &filter.failed],
+            )
+        }
+        (None, None, Some(sku), true) => Ok(conn
+            .prepare_cached(
+                "SELECT coalesce(sum(events), 0) FROM audit_products
+                  WHERE product = (SELECT id FROM audit_skus WHERE sku = ?1) AND row BETWEEN ?2 AND ?3",
+            )?
+            .query_row(params![sku, lo, hi], |r| r.get(0))?),
+        _ => {
+            let mut n = 0;
+            walk(conn, filter, (lo, hi), |_| {
+                n += 1;
+                true
+            })?;
+            Ok(n)
+        }
     }
-    let (from, args) = selection(filter, range);
-    Ok(conn.query_row(
-        &format!("SELECT count(*) {from}"),
-        rusqlite::params_from_iter(args),
-        |r| r.get(0),
-    )?)
 }
 
 // ---- Retention ---------------------------------------------------------------------------------
 
-/// Removes up to `limit` of the oldest events older than `cutoff`; returns how many. A small
-/// `limit` keeps each transaction short, so the writer is never held for long.
+/// Removes the oldest rows (up to `limit` events) older than `cutoff`; returns how many events.
+/// A small `limit` keeps each transaction short, so the writer is never held for long. The
+/// newest row stays whatever its age: ids follow it, and are never given twice.
 pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> {
-    let range: Option<(i64, i64)> = tx
-        .query_row(
-            // The newest event stays, whatever its age: ids follow it, and are never given again.
-            "SELECT min(id), max(id) FROM (
-                 SELECT id FROM audit_events
-                  WHERE at < ?1 AND id < (SELECT max(id) FROM audit_events)
-                  ORDER BY id LIMIT ?2)",
-            params![cutoff, limit as i64],
-            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?)),
-        )
-        .map(|(a, b)| a.zip(b))?;
-    let Some((lo, hi)) = range else {
+    let newest = match newest_row(tx)? {
+        Some((id, _, _)) => id,
+        None => return Ok(0),
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "{ROW} WHERE e.at < ?1 AND e.id < ?2 ORDER BY e.id LIMIT ?3"
+    ))?;
+    let mut doomed = rows(&mut stmt, params![cutoff, newest, limit as i64])?;
+    // Whole rows, up to `limit` events (at least one row).
+    let mut events = 0usize;
+    let mut keep = 0;
+    for row in &doomed {
+        let n = (row.last - row.id + 1) as usize;
+        if keep > 0 && events + n > limit {
+            break;
+        }
+        events += n;
+        keep += 1;
+    }
+    doomed.truncate(keep);
+    let (Some(lo), Some(hi)) = (doomed.first().map(|r| r.id), doomed.last().map(|r| r.last)) else {
         return Ok(0);
     };
-    let counts: Vec<(i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT category, failed, count(*) FROM audit_events WHERE id BETWEEN ?1 AND ?2 GROUP BY 1, 2",
-        )?
-        .query_map([lo, hi], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
+    let mut counts: HashMap<(i64, bool), i64> = HashMap::new();
+    let mut users: Vec<i64> = Vec::new();
+    for row in &doomed {
+        *counts.entry((row.category as i64, row.failed)).or_default() += row.last - row.id + 1;
+        for event in events_of(row, lo, hi)? {
+            users.extend(
+                event
+                    .targets
+                    .iter()
+                    .filter(|t| t.kind == "User")
+                    .filter_map(|t| t.id.as_deref()?.parse::<i64>().ok()),
+            );
+        }
+    }
     let mut down = tx.prepare_cached(
         "UPDATE audit_counts SET events = max(events - ?3, 0) WHERE category = ?1 AND failed = ?2",
     )?;
-    for (category, failed, n) in &counts {
+    for ((category, failed), n) in counts {
         down.execute(params![category, failed, n])?;
+    }
+    users.sort_unstable();
+    users.dedup();
+    let mut unlink = tx
+        .prepare_cached("DELETE FROM audit_users WHERE user_id = ?1 AND event BETWEEN ?2 AND ?3")?;
+    for user in users {
+        unlink.execute(params![user, lo, hi])?;
     }
     // The products' index is keyed by product first: each product's range goes at once.
     let products: Vec<i64> = tx
@@ -894,25 +1228,28 @@ pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> 
         .collect::<rusqlite::Result<_>>()?;
     for product in products {
         tx.prepare_cached(
-            "DELETE FROM audit_products WHERE product = ?1 AND event BETWEEN ?2 AND ?3",
+            "DELETE FROM audit_products WHERE product = ?1 AND row BETWEEN ?2 AND ?3",
         )?
         .execute(params![product, lo, hi])?;
     }
-    let removed = tx.execute(
+    tx.execute(
         "DELETE FROM audit_events WHERE id BETWEEN ?1 AND ?2",
         [lo, hi],
     )?;
-    Ok(removed)
+    Ok(events)
 }
 
-/// The store audit's check of the history: kept counts against the rows, and ids without gaps.
+/// The store audit's check of the history: kept counts against the rows, ids without gaps,
+/// and the users' index against the events.
 pub fn audit(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
     let kept: HashMap<(i64, i64), i64> = conn
         .prepare("SELECT category, failed, events FROM audit_counts WHERE events <> 0")?
         .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let counted: HashMap<(i64, i64), i64> = conn
-        .prepare("SELECT category, failed, count(*) FROM audit_events GROUP BY 1, 2")?
+        .prepare(
+            "SELECT category, failed, sum(coalesce(last_id, id) - id + 1) FROM audit_events GROUP BY 1, 2",
+        )?
         .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?
         .collect::<rusqlite::Result<_>>()?;
     if kept != counted {
@@ -921,7 +1258,7 @@ pub fn audit(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
         ));
     }
     let (n, lo, hi): (i64, Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT count(*), min(id), max(id) FROM audit_events",
+        "SELECT coalesce(sum(coalesce(last_id, id) - id + 1), 0), min(id), max(coalesce(last_id, id)) FROM audit_events",
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
@@ -929,6 +1266,15 @@ pub fn audit(conn: &Connection, problems: &mut Vec<String>) -> Result<()> {
         && hi - lo + 1 != n
     {
         problems.push(format!("audit event ids {lo}..={hi} have gaps: {n} events"));
+    }
+    let dangling: i64 = conn.query_row(
+        "SELECT count(*) FROM audit_users u
+          WHERE NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.id <= u.event AND coalesce(e.last_id, e.id) >= u.event)",
+        [],
+        |r| r.get(0),
+    )?;
+    if dangling > 0 {
+        problems.push(format!("{dangling} user index entries name no event"));
     }
     Ok(())
 }
@@ -1152,6 +1498,171 @@ mod tests {
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         assert_eq!(ids, vec![10, 9], "ids are never given again");
         assert_eq!(read(&store, |c| count(c, &Filter::default())), 2);
+    }
+
+    #[test]
+    fn processings_events_go_many_to_a_row_and_read_back_one_by_one() {
+        let (_dir, store) = store();
+        store
+            .write_blocking(|tx| {
+                let mut journal =
+                    Journal::open(tx, &Actor::system(), None, "2026-01-01T00:00:00.000Z")?;
+                journal.record(&Event::new(
+                    Activity::StartApplying,
+                    vec![Target::group(7, None)],
+                ))?;
+                for user in 1..=150 {
+                    let sku = if user % 3 == 0 {
+                        "EMS"
+                    } else {
+                        "ENTERPRISEPACK"
+                    };
+                    let property =
+                        Property::new(&assignment_name(sku, 7), None, Some("ACTIVE".into()));
+                    journal.record_change(
+                        user,
+                        &format!("u{user}@x"),
+                        vec![property],
+                        vec![sku.into()],
+                        7,
+                    )?;
+                }
+                journal.record(&Event::new(
+                    Activity::FinishApplying,
+                    vec![Target::group(7, None)],
+                ))?;
+                journal.finish()
+            })
+            .expect("write");
+        let rows: i64 = read(&store, |c| {
+            Ok(c.query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))?)
+        });
+        assert_eq!(
+            rows,
+            2 + 150_usize.div_ceil(BATCH) as i64,
+            "a row per {BATCH} changes"
+        );
+        let all = read(&store, |c| page(c, &Filter::default(), None, 1000));
+        let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+        assert_eq!(ids, (1..=152).rev().collect::<Vec<_>>());
+        assert!(
+            all.iter().all(|e| e.correlation == 1),
+            "one run, one correlation"
+        );
+        assert_eq!(all[1].activity, Activity::ChangeUserLicense);
+        assert_eq!(all[1].category, Category::LicenseProcessing);
+        assert_eq!(all[1].targets[0].id.as_deref(), Some("150"));
+        let cases = [
+            (
+                Filter {
+                    user: Some(42),
+                    ..Filter::default()
+                },
+                vec![43],
+            ),
+            (
+                Filter {
+                    group: Some(7),
+                    ..Filter::default()
+                },
+                (1..=152).rev().collect(),
+            ),
+            (
+                Filter {
+                    sku: Some("EMS".into()),
+                    ..Filter::default()
+                },
+                (1..=50).rev().map(|k| 3 * k + 1).collect(),
+            ),
+            (
+                Filter {
+                    sku: Some("EMS".into()),
+                    user: Some(3),
+                    ..Filter::default()
+                },
+                vec![4],
+            ),
+            (
+                Filter {
+                    sku: Some("EMS".into()),
+                    user: Some(4),
+                    ..Filter::default()
+                },
+                vec![],
+            ),
+            (
+                Filter {
+                    category: Some(Category::LicenseProcessing),
+                    ..Filter::default()
+                },
+                (1..=152).rev().collect(),
+            ),
+            (
+                Filter {
+                    failed: Some(true),
+                    ..Filter::default()
+                },
+                vec![],
+            ),
+        ];
+        for (filter, want) in cases {
+            let f = filter.clone();
+            let got: Vec<i64> = read(&store, move |c| page(c, &f, None, 1000))
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got, want, "{filter:?}");
+            let f = filter.clone();
+            assert_eq!(
+                read(&store, move |c| count(c, &f)),
+                want.len() as i64,
+                "count of {filter:?}"
+            );
+            // Paged by three from inside a row.
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let f = filter.clone();
+                let page = read(&store, move |c| page(c, &f, before, 3));
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                seen.extend(page.iter().map(|e| e.id));
+            }
+            assert_eq!(seen, want, "paged {filter:?}");
+        }
+        // Pruning takes whole rows; what is left is still whole.
+        store
+            .write_blocking(|tx| {
+                let mut journal =
+                    Journal::open(tx, &Actor::local(), None, "2026-03-01T00:00:00.000Z")?;
+                journal.record(&user_event(1))?;
+                journal.finish()
+            })
+            .expect("a later event");
+        let removed = store
+            .write_blocking(|tx| prune(tx, "2026-02-01T00:00:00.000Z", 70))
+            .expect("prune");
+        assert_eq!(
+            removed,
+            1 + 64,
+            "the start and the first batch row; the next would pass 70"
+        );
+        let problems = read(&store, |c| {
+            let mut problems = Vec::new();
+            audit(c, &mut problems)?;
+            Ok(problems)
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        let by_user = Filter {
+            user: Some(10),
+            ..Filter::default()
+        };
+        assert_eq!(
+            read(&store, move |c| count(c, &by_user)),
+            0,
+            "its index entry went with it"
+        );
+        assert_eq!(read(&store, |c| count(c, &Filter::default())), 153 - 65);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::engine::{self, Engine, GroupId, LicenseSpec};
 use crate::rules::RuleTable;
 
 use super::Result;
-use super::audited::{license_change, license_event};
+use super::audited::license_change;
 use super::history::{Activity, Actor, Category, Event, Journal, Target};
 use super::ops::{
     LoadedUser, Writer, default_usage_location, group_licenses, load_seats, load_users,
@@ -316,13 +316,15 @@ fn apply_group(
     for i in changed {
         let changes = tally.writer.write(&users[i])?;
         if !changes.is_empty() {
-            let event = license_event(
-                Activity::ChangeUserLicense,
-                &users[i],
-                &changes,
-                Some(group),
-            );
-            tally.journal.record(&event)?;
+            let mut products: Vec<String> = changes.iter().map(|c| c.sku.clone()).collect();
+            products.dedup();
+            tally.journal.record_change(
+                users[i].licenses.id.0,
+                &users[i].principal_name,
+                changes.iter().map(|c| c.property()).collect(),
+                products,
+                group,
+            )?;
         }
     }
     let step = &mut *tally.step;

@@ -226,11 +226,13 @@ CREATE TABLE audit_actors (
     name TEXT NOT NULL,
     UNIQUE (kind, name)
 );
--- No NOT NULL here, and no AUTOINCREMENT: an insert that cannot fail halfway needs no
--- statement journal, which cost processing a fifth of its time (BENCHMARKS.md, H). The writer
--- fills every column; ids are never given again because pruning keeps the newest event.
+-- A row is one event, or (`last_id`) processing's events id..=last_id, of one group. No NOT
+-- NULL on the events and no AUTOINCREMENT: an insert that cannot fail halfway needs no
+-- statement journal. The writer fills every column and numbers the events itself; ids are
+-- never given again because pruning keeps the newest row.
 CREATE TABLE audit_events (
     id          INTEGER PRIMARY KEY,
+    last_id     INTEGER,
     at          TEXT,
     category    INTEGER,
     activity    INTEGER,
@@ -238,20 +240,24 @@ CREATE TABLE audit_events (
     failed      INTEGER,
     reason      TEXT,
     correlation INTEGER,
-    user_id     INTEGER,
     group_id    INTEGER,
     targets     TEXT
 );
-CREATE INDEX audit_by_user ON audit_events (user_id) WHERE user_id IS NOT NULL;
 CREATE INDEX audit_by_group ON audit_events (group_id) WHERE group_id IS NOT NULL;
+CREATE TABLE audit_users (
+    user_id INTEGER NOT NULL,
+    event   INTEGER NOT NULL,
+    PRIMARY KEY (user_id, event)
+) WITHOUT ROWID;
 CREATE TABLE audit_skus (
     id  INTEGER PRIMARY KEY,
     sku TEXT NOT NULL UNIQUE
 );
 CREATE TABLE audit_products (
     product INTEGER NOT NULL,
-    event   INTEGER NOT NULL,
-    PRIMARY KEY (product, event)
+    row     INTEGER NOT NULL,
+    events  INTEGER NOT NULL,
+    PRIMARY KEY (product, row)
 ) WITHOUT ROWID;
 CREATE TABLE audit_counts (
     category INTEGER NOT NULL,

@@ -50,12 +50,8 @@ pub fn held(conn: &rusqlite::Connection) -> Told {
 }
 
 /// A target as stored: type, id, name, and its properties (name, old value, new value).
-type StoredTarget = (
-    String,
-    Option<String>,
-    Option<String>,
-    Vec<(String, Option<String>, Option<String>)>,
-);
+type Properties = Vec<(String, Option<String>, Option<String>)>;
+type StoredTarget = (String, Option<String>, Option<String>, Properties);
 
 /// `baseline` (the generated tenant, written with no events) with every successful event
 /// replayed over it, in order.
@@ -63,14 +59,45 @@ pub fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
     use group_licensing::store::history::Activity;
     let mut told = baseline.clone();
     let mut stmt = conn
-        .prepare("SELECT activity, targets FROM audit_events WHERE failed = 0 ORDER BY id")
+        .prepare(
+            "SELECT activity, targets, last_id IS NOT NULL FROM audit_events WHERE failed = 0 ORDER BY id",
+        )
         .expect("events");
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
+        })
         .expect("events");
+    // A batch row holds many events: each its user, sign-in name and properties.
+    let mut events: Vec<(i64, Vec<StoredTarget>)> = Vec::new();
     for row in rows {
-        let (activity, targets) = row.expect("an event");
-        let targets: Vec<StoredTarget> = serde_json::from_str(&targets).expect("stored targets");
+        let (activity, targets, batch) = row.expect("an event");
+        if batch {
+            let entries: Vec<(i64, String, Properties)> =
+                serde_json::from_str(&targets).expect("a stored batch");
+            for (user, name, properties) in entries {
+                events.push((
+                    activity,
+                    vec![(
+                        "User".into(),
+                        Some(user.to_string()),
+                        Some(name),
+                        properties,
+                    )],
+                ));
+            }
+        } else {
+            events.push((
+                activity,
+                serde_json::from_str(&targets).expect("stored targets"),
+            ));
+        }
+    }
+    for (activity, targets) in events {
         let id_of = |kind: &str| {
             targets
                 .iter()
