@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::Result;
-use super::history::{Activity, Category, Event, Journal, Property, Target};
-use super::ops::{AssignmentChange, LoadedUser};
+use super::history::{Activity, AssignmentChange, Category, Event, Journal, Property, Target};
+use super::ops::LoadedUser;
 
 /// What the history shows of a user or a group: its name, then each property and its value.
 #[derive(Clone, Debug, PartialEq, Eq)]

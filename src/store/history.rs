@@ -428,13 +428,55 @@ pub async fn record_apart(store: &super::Store, acting: &Acting, event: Event) {
 /// user's history) decodes little.
 pub const BATCH: usize = 64;
 
-/// One "Change user license" event of processing, waiting to be written with others.
-struct Pending {
-    user: i64,
-    principal_name: String,
-    properties: Vec<Property>,
-    products: Vec<String>,
+/// An assignment as the history shows it: its state, its error's code, and the plans it
+/// turns off (the stored JSON array of their names; `None` when it turns none off).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub state: &'static str,
+    pub code: Option<&'static str>,
+    pub off: Option<String>,
 }
+
+impl Shown {
+    /// The plans turned off, from an applied configuration (`[]`: none).
+    pub fn plans_off(applied: Option<&str>) -> Option<String> {
+        applied.filter(|a| *a != "[]").map(str::to_string)
+    }
+
+    fn value(&self) -> String {
+        assignment_value(self.state, self.code, self.off.as_deref())
+    }
+}
+
+/// One assignment whose state, error or applied plans changed (H4): `None` where it did not
+/// exist. Kept in these terms, and put in words only when read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentChange {
+    pub sku: String,
+    /// 0: direct.
+    pub group: i64,
+    pub old: Option<Shown>,
+    pub new: Option<Shown>,
+}
+
+impl AssignmentChange {
+    pub fn property(&self) -> Property {
+        Property {
+            name: assignment_name(&self.sku, self.group),
+            old: self.old.as_ref().map(Shown::value),
+            new: self.new.as_ref().map(Shown::value),
+        }
+    }
+}
+
+/// A batch entry's assignment: product, source, and the before and after as
+/// `[state, code, plans off]`.
+type StoredChange = (
+    String,
+    i64,
+    Option<(String, Option<String>, Option<String>)>,
+    Option<(String, Option<String>, Option<String>)>,
+);
 
 /// Writes the events of one transaction.
 ///
@@ -451,8 +493,11 @@ pub struct Journal<'t> {
     product: CachedStatement<'t>,
     /// Products by their number in `audit_skus`, as looked up (or added) so far.
     skus: HashMap<String, i64>,
-    /// Batched events not written yet, all of `batch_group`.
-    pending: Vec<Pending>,
+    /// Batched events not written yet, all of `batch_group`: their entries as JSON, their
+    /// users, and per product how many of them name it.
+    batch: String,
+    batch_users: Vec<i64>,
+    batch_products: Vec<(i64, i64)>,
     batch_group: i64,
     tx: &'t Transaction<'t>,
     /// Events per category and result written so far, kept in `audit_counts` at the end.
@@ -499,7 +544,9 @@ impl<'t> Journal<'t> {
                 "INSERT INTO audit_products (product, row, events) VALUES (?1, ?2, ?3)",
             )?,
             skus: HashMap::new(),
-            pending: Vec::new(),
+            batch: String::new(),
+            batch_users: Vec::new(),
+            batch_products: Vec::new(),
             batch_group: 0,
             tx,
             counts: HashMap::new(),
@@ -571,51 +618,63 @@ impl<'t> Journal<'t> {
         &mut self,
         user: i64,
         principal_name: &str,
-        properties: Vec<Property>,
-        products: Vec<String>,
+        changes: &[AssignmentChange],
         group: i64,
     ) -> Result<()> {
-        if self.batch_group != group || self.pending.len() >= BATCH {
+        if self.batch_group != group || self.batch_users.len() >= BATCH {
             self.flush()?;
         }
         self.batch_group = group;
-        self.pending.push(Pending {
+        type Entry<'a> = (i64, &'a str, Vec<ChangeRef<'a>>);
+        type ChangeRef<'a> = (
+            &'a str,
+            i64,
+            Option<(&'a str, Option<&'a str>, Option<&'a str>)>,
+            Option<(&'a str, Option<&'a str>, Option<&'a str>)>,
+        );
+        fn shown(s: &Option<Shown>) -> Option<(&'static str, Option<&'static str>, Option<&str>)> {
+            s.as_ref().map(|s| (s.state, s.code, s.off.as_deref()))
+        }
+        let entry: Entry<'_> = (
             user,
-            principal_name: principal_name.to_string(),
-            properties,
-            products,
-        });
+            principal_name,
+            changes
+                .iter()
+                .map(|c| (c.sku.as_str(), c.group, shown(&c.old), shown(&c.new)))
+                .collect(),
+        );
+        self.batch
+            .push(if self.batch.is_empty() { '[' } else { ',' });
+        let json = serde_json::to_string(&entry)
+            .map_err(|e| StoreError::Corrupt(format!("an audit entry: {e}")))?;
+        self.batch.push_str(&json);
+        self.batch_users.push(user);
+        let mut named: Vec<&str> = Vec::with_capacity(changes.len());
+        for c in changes {
+            if named.contains(&c.sku.as_str()) {
+                continue;
+            }
+            named.push(&c.sku);
+            let product = self.product_number(&c.sku)?;
+            match self.batch_products.iter_mut().find(|(p, _)| *p == product) {
+                Some((_, n)) => *n += 1,
+                None => self.batch_products.push((product, 1)),
+            }
+        }
         Ok(())
     }
 
     /// Writes the batched events as one row.
     fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
+        if self.batch_users.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        let n = pending.len() as i64;
+        let users = std::mem::take(&mut self.batch_users);
+        let mut body = std::mem::take(&mut self.batch);
+        body.push(']');
+        let n = users.len() as i64;
         let first = self.take_id(n);
         let correlation = self.correlation.filter(|c| *c != first);
-        type Entry<'a> = (
-            i64,
-            &'a str,
-            Vec<(&'a str, Option<&'a str>, Option<&'a str>)>,
-        );
-        let entries: Vec<Entry<'_>> = pending
-            .iter()
-            .map(|p| {
-                (
-                    p.user,
-                    p.principal_name.as_str(),
-                    p.properties
-                        .iter()
-                        .map(|q| (q.name.as_str(), q.old.as_deref(), q.new.as_deref()))
-                        .collect(),
-                )
-            })
-            .collect();
-        let body = serde_json::to_string(&entries).unwrap_or_else(|_| "[]".into());
         self.insert.execute(params![
             first,
             first + n - 1,
@@ -629,18 +688,10 @@ impl<'t> Journal<'t> {
             self.batch_group,
             body
         ])?;
-        let mut per_product: Vec<(i64, i64)> = Vec::new();
-        for (i, p) in pending.iter().enumerate() {
-            self.user.execute(params![p.user, first + i as i64])?;
-            for sku in &p.products {
-                let product = self.product_number(sku)?;
-                match per_product.iter_mut().find(|(q, _)| *q == product) {
-                    Some((_, count)) => *count += 1,
-                    None => per_product.push((product, 1)),
-                }
-            }
+        for (i, user) in users.iter().enumerate() {
+            self.user.execute(params![user, first + i as i64])?;
         }
-        for (product, events) in per_product {
+        for (product, events) in std::mem::take(&mut self.batch_products) {
             self.product.execute(params![product, first, events])?;
         }
         *self
@@ -740,8 +791,27 @@ fn decode_targets(text: &str) -> Result<Vec<StoredTarget>> {
 }
 
 /// A batch row's events: the user, its sign-in name and the properties, one per event.
-fn decode_batch(text: &str) -> Result<Vec<(i64, String, StoredProperties)>> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))
+fn decode_batch(text: &str) -> Result<Vec<(i64, String, Vec<Property>)>> {
+    let entries: Vec<(i64, String, Vec<StoredChange>)> =
+        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))?;
+    let value = |s: &Option<(String, Option<String>, Option<String>)>| {
+        s.as_ref()
+            .map(|(state, code, off)| assignment_value(state, code.as_deref(), off.as_deref()))
+    };
+    Ok(entries
+        .into_iter()
+        .map(|(user, name, changes)| {
+            let properties = changes
+                .iter()
+                .map(|(sku, group, old, new)| Property {
+                    name: assignment_name(sku, *group),
+                    old: value(old),
+                    new: value(new),
+                })
+                .collect();
+            (user, name, properties)
+        })
+        .collect())
 }
 
 // ---- Reading -----------------------------------------------------------------------------------
@@ -896,7 +966,7 @@ fn events_of(row: &Row, lo: i64, hi: i64) -> Result<Vec<EventRow>> {
                 kind: "User".into(),
                 id: Some(user.to_string()),
                 name: Some(name),
-                properties: properties_of(properties),
+                properties,
             }],
         ));
     }
@@ -1517,15 +1587,17 @@ mod tests {
                     } else {
                         "ENTERPRISEPACK"
                     };
-                    let property =
-                        Property::new(&assignment_name(sku, 7), None, Some("ACTIVE".into()));
-                    journal.record_change(
-                        user,
-                        &format!("u{user}@x"),
-                        vec![property],
-                        vec![sku.into()],
-                        7,
-                    )?;
+                    let change = AssignmentChange {
+                        sku: sku.into(),
+                        group: 7,
+                        old: None,
+                        new: Some(Shown {
+                            state: "ACTIVE",
+                            code: None,
+                            off: None,
+                        }),
+                    };
+                    journal.record_change(user, &format!("u{user}@x"), &[change], 7)?;
                 }
                 journal.record(&Event::new(
                     Activity::FinishApplying,
@@ -1552,6 +1624,11 @@ mod tests {
         assert_eq!(all[1].activity, Activity::ChangeUserLicense);
         assert_eq!(all[1].category, Category::LicenseProcessing);
         assert_eq!(all[1].targets[0].id.as_deref(), Some("150"));
+        assert_eq!(
+            all[1].targets[0].properties,
+            vec![Property::new("EMS (group 7)", None, Some("ACTIVE".into()))],
+            "the change in words"
+        );
         let cases = [
             (
                 Filter {

@@ -12,7 +12,7 @@ use crate::engine::{
 use crate::rules::{Country, ProductId, RuleTable};
 
 use super::codec::{decode_disabled, decode_error, encode_disabled, encode_error};
-use super::history::{self, Property};
+use super::history::{AssignmentChange, Shown};
 use super::holders::HolderChanges;
 use super::sets::{self, ProductRow};
 use super::{Result, StoreError};
@@ -1020,7 +1020,7 @@ impl<'t> Writer<'t> {
                 }
             }
         }
-        let changes = assignment_changes(&user.sets, &after);
+        let changes = assignment_changes(&user.sets, &after)?;
         for (group, products) in &after {
             let old = before(*group);
             let unchanged = old.len() == products.len()
@@ -1135,39 +1135,25 @@ impl<'t> Writer<'t> {
     }
 }
 
-/// One assignment whose state, error or applied plans changed (H4): `None` where it did not
-/// exist.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AssignmentChange {
-    pub sku: String,
-    /// 0: direct.
-    pub group: i64,
-    pub old: Option<String>,
-    pub new: Option<String>,
-}
-
-impl AssignmentChange {
-    pub fn property(&self) -> Property {
-        Property {
-            name: history::assignment_name(&self.sku, self.group),
-            old: self.old.clone(),
-            new: self.new.clone(),
-        }
-    }
-}
-
 /// The assignments that differ between the stored sets and the new ones, in the order of the
 /// new ones (then the removed ones).
 fn assignment_changes(
     before: &[(i64, Vec<ProductRow>)],
     after: &[(i64, Vec<NewProduct<'_>>)],
-) -> Vec<AssignmentChange> {
+) -> Result<Vec<AssignmentChange>> {
     let old_of = |group: i64, sku: &str| {
         before
             .iter()
             .filter(|(g, _)| *g == group)
             .flat_map(|(_, rows)| rows)
             .find(|r| r.sku == sku)
+    };
+    let shown_before = |o: &ProductRow| -> Result<Shown> {
+        Ok(Shown {
+            state: state_from(&o.state)?.graphql_name(),
+            code: o.error_code.as_deref().map(error_code_name).transpose()?,
+            off: Shown::plans_off(o.applied.as_deref()),
+        })
     };
     let mut out = Vec::new();
     for (group, products) in after {
@@ -1182,18 +1168,12 @@ fn assignment_changes(
                 out.push(AssignmentChange {
                     sku: p.sku.to_string(),
                     group: *group,
-                    old: old.map(|o| {
-                        history::assignment_value(
-                            &o.state,
-                            o.error_code.as_deref(),
-                            o.applied.as_deref(),
-                        )
+                    old: old.map(shown_before).transpose()?,
+                    new: Some(Shown {
+                        state: p.state,
+                        code: p.error_code,
+                        off: Shown::plans_off(p.applied.as_deref()),
                     }),
-                    new: Some(history::assignment_value(
-                        p.state,
-                        p.error_code,
-                        p.applied.as_deref(),
-                    )),
                 });
             }
         }
@@ -1207,17 +1187,13 @@ fn assignment_changes(
                 out.push(AssignmentChange {
                     sku: o.sku.clone(),
                     group: *group,
-                    old: Some(history::assignment_value(
-                        &o.state,
-                        o.error_code.as_deref(),
-                        o.applied.as_deref(),
-                    )),
+                    old: Some(shown_before(o)?),
                     new: None,
                 });
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// The code's name as the engine spells it, for a code read back from a stored set.

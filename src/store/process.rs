@@ -316,15 +316,11 @@ fn apply_group(
     for i in changed {
         let changes = tally.writer.write(&users[i])?;
         if !changes.is_empty() {
-            let mut products: Vec<String> = changes.iter().map(|c| c.sku.clone()).collect();
-            products.dedup();
-            tally.journal.record_change(
-                users[i].licenses.id.0,
-                &users[i].principal_name,
-                changes.iter().map(|c| c.property()).collect(),
-                products,
-                group,
-            )?;
+            let user = &users[i];
+            let name = &user.principal_name;
+            tally
+                .journal
+                .record_change(user.licenses.id.0, name, &changes, group)?;
         }
     }
     let step = &mut *tally.step;

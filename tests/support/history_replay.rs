@@ -51,6 +51,10 @@ pub fn held(conn: &rusqlite::Connection) -> Told {
 
 /// A target as stored: type, id, name, and its properties (name, old value, new value).
 type Properties = Vec<(String, Option<String>, Option<String>)>;
+/// An assignment of a batch entry as stored: state, error code, plans off.
+type Shown = Option<(String, Option<String>, Option<String>)>;
+/// A batch row's event: user, sign-in name, and (product, group, before, after) per change.
+type BatchEntry = (i64, String, Vec<(String, i64, Shown, Shown)>);
 type StoredTarget = (String, Option<String>, Option<String>, Properties);
 
 /// `baseline` (the generated tenant, written with no events) with every successful event
@@ -77,9 +81,27 @@ pub fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
     for row in rows {
         let (activity, targets, batch) = row.expect("an event");
         if batch {
-            let entries: Vec<(i64, String, Properties)> =
-                serde_json::from_str(&targets).expect("a stored batch");
-            for (user, name, properties) in entries {
+            let entries: Vec<BatchEntry> = serde_json::from_str(&targets).expect("a stored batch");
+            let value = |s: &Shown| {
+                s.as_ref().map(|(state, code, off)| {
+                    group_licensing::store::history::assignment_value(
+                        state,
+                        code.as_deref(),
+                        off.as_deref(),
+                    )
+                })
+            };
+            for (user, name, changes) in entries {
+                let properties: Properties = changes
+                    .iter()
+                    .map(|(sku, group, old, new)| {
+                        (
+                            group_licensing::store::history::assignment_name(sku, *group),
+                            value(old),
+                            value(new),
+                        )
+                    })
+                    .collect();
                 events.push((
                     activity,
                     vec![(
