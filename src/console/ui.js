@@ -47,8 +47,9 @@ export function panel({ title, count: n, tools = [], body = [], foot, id, labelI
 
 /**
  * A table: `columns` are [label, className] pairs (className "num" right-aligns), `rows` are
- * arrays of cells. A cell is a node, a string, an array of them, [content, className], or
- * `{ cell, rowspan }` for one that spans the next rows (which then leave that column out).
+ * arrays of cells, or `{ cells, class }` for a row with a class of its own. A cell is a node, a
+ * string, an array of them, [content, className], or `{ cell, rowspan }` for one that spans the
+ * next rows (which then leave that column out).
  */
 export function table({ caption, columns, rows }) {
   const cellOf = (cell, column) => {
@@ -60,7 +61,8 @@ export function table({ caption, columns, rows }) {
   };
   // Columns a rowspan above still covers, per row.
   const covered = new Map();
-  const body = rows.map((cells, r) => {
+  const body = rows.map((row, r) => {
+    const cells = Array.isArray(row) ? row : row.cells;
     const tds = [];
     let column = 0;
     for (const cell of cells) {
@@ -69,7 +71,7 @@ export function table({ caption, columns, rows }) {
       if (cell && typeof cell === "object" && cell.rowspan > 1) covered.set(column, r + cell.rowspan - 1);
       column += 1;
     }
-    return h("tr", null, tds);
+    return h("tr", Array.isArray(row) ? null : { class: row.class }, tds);
   });
   return h(
     "div",

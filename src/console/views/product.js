@@ -1,8 +1,8 @@
 // Product (`/products/{sku}`): its seats (bought, used, left; an admin sets the seats bought),
-// the groups that carry it, the users who hold it with where each has it from (paged), and its
-// service plans.
+// the groups that carry it, the users who hold it with where each has it from (paged; exported
+// as CSV), and its service plans.
 
-import { gql } from "../api.js";
+import { downloadCsv, gql } from "../api.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { groupStatus } from "../labels.js";
 import {
@@ -57,6 +57,16 @@ export function render(ctx) {
   let product = null;
   // The total of the licensed users, shown in their panel's title once the first page is in.
   let holderCount = null;
+  const exportSlot = slots.get("export");
+  // Made once: the page redraws its panels after each change, and the answer stays beside it.
+  const exportButton = h("button", { type: "button", class: "btn btn-small", id: "export-holders" }, "Export CSV");
+  exportButton.addEventListener("click", async () => {
+    await act(exportButton, exportSlot, async () => {
+      const file = await downloadCsv("/export/licensed-users.csv", { skuPartNumber: sku });
+      return `Downloaded ${file.name} (${count(file.size)} bytes): every holder of ${sku}, with their sources and enabled plans.`;
+    });
+    keepFocus(exportSlot);
+  });
   ctx.setTitle(sku);
   replace(ctx.main, loading("Loading the product…"));
 
@@ -91,7 +101,7 @@ export function render(ctx) {
         subtitle: [h("code", null, p.skuPartNumber), p.skuId && h("span", { class: "muted" }, ` · ${p.skuId}`)],
       }),
       h("div", { class: "grid grid-2" }, seatsPanel(p), groupsPanel(p)),
-      panel({ title: "Licensed users", count: holderCount, body: holders }),
+      panel({ title: "Licensed users", count: holderCount, tools: [exportButton], body: [exportSlot, holders] }),
       plansPanel(p),
     );
   }
