@@ -378,7 +378,11 @@ export function render(ctx) {
     const el = h(
       "div",
       null,
-      h("p", { class: "panel-intro" }, "The group's own changes, its members coming and going, and its processing runs with each user a run changed; newest first."),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("p", { class: "form-note toolbar-grow" }, "The group's own changes, its members coming and going, and its processing runs with each user a run changed; newest first."),
+      ),
       history.el,
     );
     return { el, load: history.load };
