@@ -149,7 +149,7 @@ export function eventTable(events, caption = "Events") {
   });
   return table({
     caption,
-    columns: [["When"], ["Activity"], ["By"], ["Target and changes"], ["Result"], ["Request"]],
+    columns: [["When"], ["Activity"], ["By"], ["Target and changes"], ["Result"], ["Correlation"]],
     rows,
   });
 }

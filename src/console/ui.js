@@ -2,8 +2,8 @@
 // empty and error states, action feedback, the confirmation dialog, the pager, plan checklists
 // and the product picker. Each takes data and returns elements; none fetches but the pickers.
 
-import { ApiError, AuthError, gql } from "./api.js";
-import { append, byName, count, h, replace, setWidth, uid } from "./dom.js";
+import { ApiError, AuthError, downloadCsv, gql } from "./api.js";
+import { append, byName, bytes, count, h, replace, setWidth, uid } from "./dom.js";
 import { STATE_LABELS, STATE_TONES, errorLabel } from "./labels.js";
 
 // ---- Structure ----------------------------------------------------------------------------
@@ -321,6 +321,23 @@ export async function act(button, slot, work) {
       if (label !== undefined) button.textContent = label;
     }
   }
+}
+
+/**
+ * An "Export CSV" button: downloads the export at `path` with the parameters `params()` gives
+ * at the click (api.downloadCsv, the token in the Authorization header), then says in `slot`
+ * what was saved (`what`), or shows the server's refusal there.
+ */
+export function exportButton({ path, params = () => ({}), what, slot, id, className = "btn" }) {
+  const button = h("button", { type: "button", class: className, id }, "Export CSV");
+  button.addEventListener("click", async () => {
+    await act(button, slot, async () => {
+      const file = await downloadCsv(path, params());
+      return `Downloaded ${file.name} (${bytes(file.size)}): ${what}.`;
+    });
+    keepFocus(slot);
+  });
+  return button;
 }
 
 /** After a re-render the pressed button may be gone: focus goes to the slot's message instead. */

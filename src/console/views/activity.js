@@ -5,10 +5,9 @@
 // instants), so a user's and a group's pages link here with theirs. "Export CSV" downloads
 // `/export/audit-events.csv` with the filters of the list on screen.
 
-import { downloadCsv } from "../api.js";
 import { count, h, replace, uid } from "../dom.js";
 import { CATEGORY_LABELS, EVENT_FIELDS, RESULT_LABELS, eventTable } from "../history.js";
-import { Pager, Slots, act, emptyState, keepFocus, latestOnly, loading, pageHeader, productInput, redraw } from "../ui.js";
+import { Pager, Slots, emptyState, exportButton, latestOnly, loading, pageHeader, productInput, redraw } from "../ui.js";
 
 const QUERY = `query ConsoleActivity($first: Int, $after: String, $since: DateTime, $until: DateTime, $category: AuditCategory,
     $user: ID, $group: ID, $sku: String, $result: AuditResult) {
@@ -153,26 +152,25 @@ export function render(ctx) {
   );
 
   const exportSlot = slots.get("export");
-  const exportButton = h("button", { type: "button", class: "btn", id: "export-activity" }, "Export CSV");
-  exportButton.addEventListener("click", async () => {
-    await act(exportButton, exportSlot, async () => {
-      const file = await downloadCsv("/export/audit-events.csv", {
-        since: filters.since,
-        until: filters.until,
-        category: filters.category,
-        userId: filters.user,
-        groupId: filters.group,
-        skuPartNumber: filters.product,
-        result: filters.result,
-      });
-      return `Downloaded ${file.name} (${count(file.size)} bytes): the events of the filters above, newest first.`;
-    });
-    keepFocus(exportSlot);
+  const exportCsv = exportButton({
+    path: "/export/audit-events.csv",
+    params: () => ({
+      since: filters.since,
+      until: filters.until,
+      category: filters.category,
+      userId: filters.user,
+      groupId: filters.group,
+      skuPartNumber: filters.product,
+      result: filters.result,
+    }),
+    what: "every event of the list below, all its pages, newest first",
+    slot: exportSlot,
+    id: "export-activity",
   });
 
   replace(
     ctx.main,
-    pageHeader({ title: "Activity", subtitle: totalBox, actions: [exportButton, exportSlot] }),
+    pageHeader({ title: "Activity", subtitle: totalBox, actions: [exportCsv, exportSlot] }),
     h("section", { class: "panel", "aria-label": "Activity" }, form, list),
   );
 

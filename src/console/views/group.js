@@ -7,7 +7,7 @@
 //
 // Every list is paged with the API's cursors: a group of a million members is never loaded whole.
 
-import { downloadCsv, gql } from "../api.js";
+import { gql } from "../api.js";
 import { historyList } from "../history.js";
 import { previewDialog } from "../preview.js";
 import { count, h, plural, replace, uid } from "../dom.js";
@@ -19,6 +19,7 @@ import {
   act,
   badge,
   emptyState,
+  exportButton,
   keepFocus,
   latestOnly,
   loadOne,
@@ -301,13 +302,12 @@ export function render(ctx) {
       load();
     });
     const exportSlot = slots.get("export-errors");
-    const exportButton = h("button", { type: "button", class: "btn", id: "export-errors" }, "Export CSV");
-    exportButton.addEventListener("click", async () => {
-      await act(exportButton, exportSlot, async () => {
-        const file = await downloadCsv("/export/license-errors.csv", { groupId: id });
-        return `Downloaded ${file.name} (${count(file.size)} bytes): every license of this group in error, whatever the reason.`;
-      });
-      keepFocus(exportSlot);
+    const exportCsv = exportButton({
+      path: "/export/license-errors.csv",
+      params: () => ({ groupId: id }),
+      what: "every license of this group in error, whatever the reason",
+      slot: exportSlot,
+      id: "export-errors",
     });
     const el = h(
       "div",
@@ -317,7 +317,7 @@ export function render(ctx) {
         { class: "toolbar" },
         h("div", { class: "field" }, h("label", { for: reasonId }, "Reason"), reasonSelect),
         h("p", { class: "form-note toolbar-grow" }, "Each row is one license of this group that failed for one user; open the user to see why and how to fix it."),
-        h("div", { class: "toolbar-end" }, exportButton),
+        h("div", { class: "toolbar-end" }, exportCsv),
         exportSlot,
       ),
       list,

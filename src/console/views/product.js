@@ -2,7 +2,7 @@
 // the groups that carry it, the users who hold it with where each has it from (paged; exported
 // as CSV), and its service plans.
 
-import { downloadCsv, gql } from "../api.js";
+import { gql } from "../api.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { groupStatus } from "../labels.js";
 import {
@@ -12,6 +12,7 @@ import {
   badge,
   emptyState,
   errorCount,
+  exportButton,
   groupLink,
   keepFocus,
   latestOnly,
@@ -59,13 +60,13 @@ export function render(ctx) {
   let holderCount = null;
   const exportSlot = slots.get("export");
   // Made once: the page redraws its panels after each change, and the answer stays beside it.
-  const exportButton = h("button", { type: "button", class: "btn btn-small", id: "export-holders" }, "Export CSV");
-  exportButton.addEventListener("click", async () => {
-    await act(exportButton, exportSlot, async () => {
-      const file = await downloadCsv("/export/licensed-users.csv", { skuPartNumber: sku });
-      return `Downloaded ${file.name} (${count(file.size)} bytes): every holder of ${sku}, with their sources and enabled plans.`;
-    });
-    keepFocus(exportSlot);
+  const exportCsv = exportButton({
+    path: "/export/licensed-users.csv",
+    params: () => ({ skuPartNumber: sku }),
+    what: `every holder of ${sku}, with their sources and enabled plans`,
+    slot: exportSlot,
+    id: "export-holders",
+    className: "btn btn-small",
   });
   ctx.setTitle(sku);
   replace(ctx.main, loading("Loading the product…"));
@@ -101,7 +102,7 @@ export function render(ctx) {
         subtitle: [h("code", null, p.skuPartNumber), p.skuId && h("span", { class: "muted" }, ` · ${p.skuId}`)],
       }),
       h("div", { class: "grid grid-2" }, seatsPanel(p), groupsPanel(p)),
-      panel({ title: "Licensed users", count: holderCount, tools: [exportButton], body: [exportSlot, holders] }),
+      panel({ title: "Licensed users", count: holderCount, tools: [exportCsv], body: [exportSlot, holders] }),
       plansPanel(p),
     );
   }
