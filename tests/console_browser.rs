@@ -7,6 +7,7 @@
 //! | `every_view_shows_the_tenant_and_passes_axe` | `views`: each view's rows and numbers, filters in the address, reload and back, axe-core's WCAG 2 A/AA rules, 1024 px | |
 //! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a group's Reprocess, a usage location, proxy addresses, a direct license, a refused then a good rules reload, each with its answer; paging a group of 120 | what each action changed |
 //! | `the_token_form_and_a_readers_view` | `tokens`: the form, the server's messages, a reader without edit controls, sessionStorage only | |
+//! | `the_history_lists_filters_pages_and_exports` | `history`: Activity after mutations made here (a named admin token's, a refused one, processing), paging, filters kept in the address, the CSV exports downloaded with the token (the history's, a group's users in error, a product's holders) and a refused one, a user's and a group's history, a reader's Activity and export | the exports' rows against the API's counts |
 //!
 //! Every scenario fails on a request to any host but the server's (they are aborted, so
 //! nothing leaves the machine), on a page error and on a console error. Screenshots of each view
@@ -85,6 +86,43 @@ fn graphql(base: &str, token: Option<&str>, query: &str, variables: Value) -> Va
     let body: Value = response.body_mut().read_json().expect("a JSON answer");
     assert!(body.get("errors").is_none(), "{query}: {body}");
     body["data"].clone()
+}
+
+/// A new group `name` of `n` new users (`name-001@contoso.com`, …, in that order); its id.
+fn group_of_new_users(base: &str, token: Option<&str>, name: &str, n: usize) -> String {
+    let prefix = name.to_lowercase();
+    let creates: Vec<String> = (1..=n)
+        .map(|i| {
+            format!(
+                r#"u{i}: createUser(input: {{ userPrincipalName: "{prefix}-{i:03}@contoso.com", displayName: "{name} {i:03}" }}) {{ id }}"#
+            )
+        })
+        .collect();
+    let users = graphql(
+        base,
+        token,
+        &format!("mutation {{ {} }}", creates.join(" ")),
+        json!({}),
+    );
+    let ids: Vec<Value> = (1..=n)
+        .map(|i| users[format!("u{i}")]["id"].clone())
+        .collect();
+    let group = graphql(
+        base,
+        token,
+        "mutation ($name: String!) { createGroup(displayName: $name) { id } }",
+        json!({ "name": name }),
+    )["createGroup"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    graphql(
+        base,
+        token,
+        "mutation ($g: ID!, $u: [ID!]!) { addGroupMembers(groupId: $g, userIds: $u) { memberCount } }",
+        json!({ "g": group, "u": ids }),
+    );
+    group
 }
 
 /// Names of plans, sorted, from `[{ servicePlanName }]`.
@@ -186,6 +224,8 @@ fn every_view_shows_the_tenant_and_passes_axe() {
         "the whole catalog",
         "a product",
         "the rules",
+        "the activity",
+        "a group, history",
         "a missing group",
     ] {
         assert!(
@@ -195,7 +235,7 @@ fn every_view_shows_the_tenant_and_passes_axe() {
             "axe-core did not check {view}:\n{stdout}"
         );
     }
-    for view in ["overview", "groups", "group", "user", "product"] {
+    for view in ["overview", "groups", "group", "user", "product", "activity"] {
         assert!(
             stdout.contains(&format!("OK: {view} fits 1024 px wide")),
             "{view} at 1024 px:\n{stdout}"
@@ -220,37 +260,7 @@ fn actions_answer_where_they_were_taken_and_lists_page() {
         node_tools::start_demo_server_with_rules(&dir.path().join("demo.db"), &rules, &[], &[]);
     let base = &server.base;
     // A group of 120 members: more than one page of the console's 50, and of the API's 100.
-    let creates: Vec<String> = (1..=120)
-        .map(|i| {
-            format!(
-                r#"u{i}: createUser(input: {{ userPrincipalName: "paging-{i:03}@contoso.com", displayName: "Paging {i:03}" }}) {{ id }}"#
-            )
-        })
-        .collect();
-    let users = graphql(
-        base,
-        None,
-        &format!("mutation {{ {} }}", creates.join(" ")),
-        json!({}),
-    );
-    let ids: Vec<Value> = (1..=120)
-        .map(|i| users[format!("u{i}")]["id"].clone())
-        .collect();
-    let group = graphql(
-        base,
-        None,
-        r#"mutation { createGroup(displayName: "Paging") { id } }"#,
-        json!({}),
-    )["createGroup"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
-    graphql(
-        base,
-        None,
-        "mutation ($g: ID!, $u: [ID!]!) { addGroupMembers(groupId: $g, userIds: $u) { memberCount } }",
-        json!({ "g": group, "u": ids }),
-    );
+    let group = group_of_new_users(base, None, "Paging", 120);
 
     let rules_dir = rules.display().to_string();
     scenario(
@@ -357,4 +367,122 @@ fn the_token_form_and_a_readers_view() {
         json!({}),
     );
     assert_eq!(data["group"]["licenseErrorCount"], 1);
+}
+
+/// Sends a mutation the server refuses; returns its error code.
+fn refused(base: &str, token: &str, query: &str) -> String {
+    let mut response = ureq::post(format!("{base}/graphql"))
+        .header("Content-Type", "application/json")
+        .header("Authorization", format!("Bearer {token}"))
+        .send_json(json!({ "query": query }))
+        .expect("the server answers");
+    let body: Value = response.body_mut().read_json().expect("a JSON answer");
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{query} was not refused: {body}"))
+        .to_string()
+}
+
+/// Waits until no group is queued or being processed, so that the history stops growing.
+fn processed(base: &str, token: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let data = graphql(
+            base,
+            Some(token),
+            "{ running: groups(first: 1, licenseProcessingState: IN_PROGRESS) { totalCount } \
+               queued: groups(first: 1, licenseProcessingState: QUEUED) { totalCount } }",
+            json!({}),
+        );
+        if data["running"]["totalCount"] == 0 && data["queued"]["totalCount"] == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "processing did not finish: {data}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_history_lists_filters_pages_and_exports() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Named tokens, so that the history says who: "Token ann.admin".
+    let admins = dir.path().join("admins");
+    let readers = dir.path().join("readers");
+    std::fs::write(&admins, format!("ann.admin {ADMIN}\n")).expect("admin tokens");
+    std::fs::write(&readers, format!("rita.reader {READER}\n")).expect("reader tokens");
+    let (admins, readers) = (admins.display().to_string(), readers.display().to_string());
+    let server = node_tools::start_demo_server(
+        &dir.path().join("demo.db"),
+        &[
+            "--admin-token-file",
+            &admins,
+            "--reader-token-file",
+            &readers,
+        ],
+        &[],
+    );
+    let base = &server.base;
+    // A group whose history is longer than the 20 events a page of it shows.
+    let group = group_of_new_users(base, Some(ADMIN), "History", 30);
+    // Last, so that they are on Activity's first page: Gus gets a usage location of his own
+    // (S4: that clears his error, and processing records it), and a mutation is refused.
+    graphql(
+        base,
+        Some(ADMIN),
+        r#"mutation { updateUser(id: "11", input: { usageLocation: "US" }) { id } }"#,
+        json!({}),
+    );
+    assert_eq!(
+        refused(
+            base,
+            ADMIN,
+            r#"mutation { setPrepaidUnits(skuPartNumber: "NOT_A_PRODUCT", units: 3) { prepaidUnits } }"#
+        ),
+        "BAD_USER_INPUT"
+    );
+    processed(base, ADMIN);
+    let before = graphql(
+        base,
+        Some(ADMIN),
+        "{ auditEvents(first: 1) { totalCount } }",
+        json!({}),
+    )["auditEvents"]["totalCount"]
+        .clone();
+
+    let stdout = scenario(
+        base,
+        "history",
+        &[
+            ("CONSOLE_ADMIN_TOKEN", ADMIN),
+            ("CONSOLE_READER_TOKEN", READER),
+            ("CONSOLE_HISTORY_GROUP", &group),
+        ],
+    );
+    for view in [
+        "the activity, filtered",
+        "the activity, empty",
+        "the activity, refused",
+        "a user's history",
+        "a group, history",
+        "the activity, for a reader",
+    ] {
+        assert!(
+            stdout.contains(&format!(
+                "OK: axe-core: no WCAG 2 A/AA violation on {view} ("
+            )),
+            "axe-core did not check {view}:\n{stdout}"
+        );
+    }
+    // Reading the history and exporting it changed nothing: no event was added meanwhile.
+    let after = graphql(
+        base,
+        Some(READER),
+        "{ auditEvents(first: 1) { totalCount } }",
+        json!({}),
+    );
+    assert_eq!(after["auditEvents"]["totalCount"], before, "{after}");
 }

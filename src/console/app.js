@@ -8,6 +8,7 @@
 import { AuthError, clearToken, gql, onAuthFailure, probeRole, token } from "./api.js";
 import { h, replace } from "./dom.js";
 import { failure } from "./ui.js";
+import * as activity from "./views/activity.js";
 import * as group from "./views/group.js";
 import * as groups from "./views/groups.js";
 import * as overview from "./views/overview.js";
@@ -20,8 +21,7 @@ import * as user from "./views/user.js";
 import * as users from "./views/users.js";
 
 // The server answers the shell at these same paths (src/server/console.rs, VIEW_ROUTES).
-// Activity (/activity) joins them once the API has the history; alerts go on the Overview when
-// the API has them.
+// Alerts go on the Overview when the API has them.
 const ROUTES = [
   { pattern: /^\/$/, view: overview, nav: "/" },
   { pattern: /^\/groups$/, view: groups, nav: "/groups" },
@@ -32,6 +32,7 @@ const ROUTES = [
   { pattern: /^\/products\/([^/]+)$/, view: product, nav: "/products" },
   { pattern: /^\/redundant-licenses$/, view: redundant, nav: "/redundant-licenses" },
   { pattern: /^\/rules$/, view: rules, nav: "/rules" },
+  { pattern: /^\/activity$/, view: activity, nav: "/activity" },
 ];
 
 const main = document.getElementById("main");

@@ -65,6 +65,13 @@ export function count(n) {
   return NUMBERS.format(n);
 }
 
+/** A file's size for people: "290 bytes", "12.4 KB", "3.1 MB". */
+export function bytes(n) {
+  if (n < 1024) return `${count(n)} ${n === 1 ? "byte" : "bytes"}`;
+  const [value, unit] = n < 1024 * 1024 ? [n / 1024, "KB"] : [n / (1024 * 1024), "MB"];
+  return `${value.toFixed(1)} ${unit}`;
+}
+
 const NAMES = new Intl.Collator("en", { sensitivity: "base", numeric: true });
 
 /** Orders names as people read them ("Group of 10" before "Group of 100"). */

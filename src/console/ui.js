@@ -2,8 +2,8 @@
 // empty and error states, action feedback, the confirmation dialog, the pager, plan checklists
 // and the product picker. Each takes data and returns elements; none fetches but the pickers.
 
-import { ApiError, AuthError, gql } from "./api.js";
-import { append, byName, count, h, replace, setWidth, uid } from "./dom.js";
+import { ApiError, AuthError, downloadCsv, gql } from "./api.js";
+import { append, byName, bytes, count, h, replace, setWidth, uid } from "./dom.js";
 import { STATE_LABELS, STATE_TONES, errorLabel } from "./labels.js";
 
 // ---- Structure ----------------------------------------------------------------------------
@@ -47,8 +47,9 @@ export function panel({ title, count: n, tools = [], body = [], foot, id, labelI
 
 /**
  * A table: `columns` are [label, className] pairs (className "num" right-aligns), `rows` are
- * arrays of cells. A cell is a node, a string, an array of them, [content, className], or
- * `{ cell, rowspan }` for one that spans the next rows (which then leave that column out).
+ * arrays of cells, or `{ cells, class }` for a row with a class of its own. A cell is a node, a
+ * string, an array of them, [content, className], or `{ cell, rowspan }` for one that spans the
+ * next rows (which then leave that column out).
  */
 export function table({ caption, columns, rows }) {
   const cellOf = (cell, column) => {
@@ -60,7 +61,8 @@ export function table({ caption, columns, rows }) {
   };
   // Columns a rowspan above still covers, per row.
   const covered = new Map();
-  const body = rows.map((cells, r) => {
+  const body = rows.map((row, r) => {
+    const cells = Array.isArray(row) ? row : row.cells;
     const tds = [];
     let column = 0;
     for (const cell of cells) {
@@ -69,7 +71,7 @@ export function table({ caption, columns, rows }) {
       if (cell && typeof cell === "object" && cell.rowspan > 1) covered.set(column, r + cell.rowspan - 1);
       column += 1;
     }
-    return h("tr", null, tds);
+    return h("tr", Array.isArray(row) ? null : { class: row.class }, tds);
   });
   return h(
     "div",
@@ -319,6 +321,23 @@ export async function act(button, slot, work) {
       if (label !== undefined) button.textContent = label;
     }
   }
+}
+
+/**
+ * An "Export CSV" button: downloads the export at `path` with the parameters `params()` gives
+ * at the click (api.downloadCsv, the token in the Authorization header), then says in `slot`
+ * what was saved (`what`), or shows the server's refusal there.
+ */
+export function exportButton({ path, params = () => ({}), what, slot, id, className = "btn" }) {
+  const button = h("button", { type: "button", class: className, id }, "Export CSV");
+  button.addEventListener("click", async () => {
+    await act(button, slot, async () => {
+      const file = await downloadCsv(path, params());
+      return `Downloaded ${file.name} (${bytes(file.size)}): ${what}.`;
+    });
+    keepFocus(slot);
+  });
+  return button;
 }
 
 /** After a re-render the pressed button may be gone: focus goes to the slot's message instead. */

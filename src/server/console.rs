@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 pub const ASSETS_PATH: &str = "/console";
 
 /// The URLs of the views, which all answer the shell (the page's `app.js` has the same list).
-pub const VIEW_ROUTES: [&str; 9] = [
+pub const VIEW_ROUTES: [&str; 10] = [
     "/",
     "/groups",
     "/groups/{id}",
@@ -37,6 +37,7 @@ pub const VIEW_ROUTES: [&str; 9] = [
     "/products/{sku}",
     "/redundant-licenses",
     "/rules",
+    "/activity",
 ];
 
 /// Scripts, styles, requests and images from this origin only; no inline script or style, no
@@ -70,6 +71,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("ui.js", JS),
     file!("labels.js", JS),
     file!("preview.js", JS),
+    file!("history.js", JS),
     file!("views/overview.js", JS),
     file!("views/groups.js", JS),
     file!("views/group.js", JS),
@@ -79,6 +81,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("views/product.js", JS),
     file!("views/redundant.js", JS),
     file!("views/rules.js", JS),
+    file!("views/activity.js", JS),
     file!("views/signin.js", JS),
 ];
 
@@ -286,12 +289,13 @@ mod tests {
     /// also pass `after`; the overview's and the suggestions' are first pages with a total).
     #[test]
     fn every_list_the_console_asks_for_is_paged() {
-        const CONNECTIONS: [&str; 5] = [
+        const CONNECTIONS: [&str; 6] = [
             "members",
             "membersWithLicenseErrors",
             "licensedUsers",
             "users",
             "groups",
+            "auditEvents",
         ];
         let mut asked = 0;
         for (path, bytes, _) in FILES.iter().filter(|(p, _, _)| p.ends_with(".js")) {
@@ -313,7 +317,7 @@ mod tests {
             }
         }
         assert!(
-            asked >= 9,
+            asked >= 11,
             "the scan found {asked} lists: it no longer reads the views"
         );
     }
@@ -382,6 +386,7 @@ mod tests {
             "/products",
             "/products/ENTERPRISEPACK",
             "/rules",
+            "/activity",
         ] {
             let ((status, content_type, csp, nosniff, _), body) =
                 get(path, None).await.expect("request");
@@ -413,7 +418,7 @@ mod tests {
             "/console/../Cargo.toml",
             "/console/views",
             "/groups/3/extra",
-            "/activity",
+            "/activity/3",
         ] {
             let ((status, _, _, _, _), _) = get(path, None).await.expect("request");
             assert_eq!(status, 404, "{path}");

@@ -19,7 +19,7 @@ if (!base) {
 }
 const paths = given.length
   ? given
-  : ["/", "/groups", "/groups?q=100", "/groups/1", "/groups/1?tab=members", "/groups/1?tab=licenses", "/users", "/users?q=user99", "/users/4", "/products", "/products?all=1", "/products/ENTERPRISEPACK", "/rules"];
+  : ["/", "/groups", "/groups?q=100", "/groups/1", "/groups/1?tab=members", "/groups/1?tab=licenses", "/users", "/users?q=user99", "/users/4", "/products", "/products?all=1", "/products/ENTERPRISEPACK", "/rules", "/activity", "/activity?group=1", "/groups/1?tab=history"];
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",

@@ -25,6 +25,12 @@
 //           a wrong token's message from the server, a reader's views without a control that
 //           changes anything, the token in sessionStorage only, sign-out, an admin's controls,
 //           and a token refused mid-session bringing the form back with the server's message
+//   history a server with named tokens (CONSOLE_ADMIN_TOKEN, CONSOLE_READER_TOKEN) and a history
+//           made before the run (a user's usage location, a refused mutation, a group of more
+//           than 20 members: CONSOLE_HISTORY_GROUP): Activity's events with who, targets,
+//           changes and refusals, paging, filters kept in the address, the CSV exports
+//           downloaded with the token (checked row by row against the API's counts) and a
+//           refused one, a user's and a group's history, a reader's Activity and export
 //
 // Fails (exit 1) on any failed check, any page error or console error (except the 401/403 a
 // tokens run expects), and any request to a host other than 127.0.0.1 / localhost / [::1]:
@@ -45,7 +51,7 @@ const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 
 const [base, shots, scenario] = process.argv.slice(2);
 if (!base || !shots || !scenario) {
-  console.error("usage: node console.mjs BASE_URL SCREENSHOT_DIR views|walk|edit|tokens");
+  console.error("usage: node console.mjs BASE_URL SCREENSHOT_DIR views|walk|edit|tokens|history");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -72,6 +78,8 @@ const userDataDir = mkdtempSync(join(tmpdir(), "console-chromium-"));
 let context;
 let page;
 let expectAuthRefusals = false;
+// A status the scenario provokes on purpose (the browser logs every refused request).
+let expectedStatus = null;
 
 function ok(what) {
   passed.push(what);
@@ -190,6 +198,36 @@ async function editControls() {
     return { buttons, boxes, forms };
   });
 }
+
+/** Clicks `button` and returns the file it downloads: its name, its text and its lines. */
+async function downloaded(button) {
+  const [download] = await Promise.all([page.waitForEvent("download"), button.click()]);
+  const failed = await download.failure();
+  if (failed) throw new Error(`the download failed: ${failed}`);
+  const text = readFileSync(await download.path(), "utf8");
+  // The exports end every line with CRLF; no cell of these tenants holds a line break.
+  return { name: download.suggestedFilename(), text, lines: text.split("\r\n").filter((line) => line !== "") };
+}
+
+/** Asks the API directly (not through the page), with `token`. */
+async function api(token, query, variables = {}) {
+  const response = await fetch(new URL("/graphql", base), {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = await response.json();
+  if (body.errors) throw new Error(`${query}: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+async function signIn(token) {
+  await page.getByLabel("Token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await settled();
+}
+
+const NUMBER = new Intl.NumberFormat("en-US");
 
 // ---- Scenarios -----------------------------------------------------------------------------
 
@@ -338,6 +376,23 @@ async function views() {
   await shows("catalog.rules");
   await axe("the rules");
   await shot("rules");
+
+  // Activity: the demo's processing runs, newest first.
+  await page.locator("nav.nav").getByRole("link", { name: "Activity" }).click();
+  await settled();
+  await shows("events recorded, newest first");
+  await shows("Start applying group based license to users");
+  await shows("Users successfully assigned licenses:");
+  check((await rows()) > 10, "the activity lists the demo's processing runs");
+  await axe("the activity");
+  await shot("activity");
+  await fits("activity");
+
+  // A group's history tab: Sales' processing run, with each user it licensed.
+  await go("/groups/8?tab=history");
+  await shows("Finish applying group based license to users");
+  await shows("ENTERPRISEPACK (group 8): — → ERROR: COUNT_VIOLATION", "the run's change to Quinn, old → new");
+  await axe("a group, history");
 
   // An id that does not exist, and the back button across views.
   await go("/groups/424242");
@@ -703,7 +758,165 @@ async function tokens() {
   check(cleared === null, "the refused token is forgotten");
 }
 
-const SCENARIOS = { views, walk, edit, tokens };
+async function historyRun() {
+  expectAuthRefusals = true;
+  const admin = process.env.CONSOLE_ADMIN_TOKEN;
+  const reader = process.env.CONSOLE_READER_TOKEN;
+  const group = process.env.CONSOLE_HISTORY_GROUP;
+  if (!admin || !reader || !group) throw new Error("CONSOLE_ADMIN_TOKEN, CONSOLE_READER_TOKEN and CONSOLE_HISTORY_GROUP must be set");
+  const totalOf = async (filters = "") => (await api(admin, `{ auditEvents(first: 1${filters}) { totalCount } }`)).auditEvents.totalCount;
+  const total = await totalOf();
+  check(total > 100, `the history holds more than two pages of events (${total})`);
+
+  await go("/activity");
+  await shows("Sign in to the console");
+  await signIn(admin);
+  await shows(`${NUMBER.format(total)} events recorded, newest first`);
+  await shows(`1–50 of ${NUMBER.format(total)} events`, "the first page of 50, counted with totalCount");
+  await shows("Token ann.admin", "an event names the token that made the change");
+  await shows("usageLocation: — → US", "a changed property reads “name: old → new”, no value as “—”");
+  const refusal = page.locator("main tbody tr.event-failed");
+  check((await refusal.count()) === 1, "the one refused mutation is marked");
+  const refusalText = await refusal.innerText();
+  check(
+    refusalText.includes("Set prepaid units") && refusalText.includes("Failure") && refusalText.includes("BAD_USER_INPUT: unknown product `NOT_A_PRODUCT`"),
+    `the refusal shows its activity and its “CODE: message” (${refusalText.replace(/\s+/g, " ")})`,
+  );
+  check((await page.locator('main tbody a[href="/users/11"]').count()) > 0, "a user target links to the user");
+  check((await page.locator(`main tbody a[href="/groups/${group}"]`).count()) > 0, "a group target links to the group");
+  const time = page.locator("main tbody time").first();
+  check(/Z \(UTC\)$/.test((await time.getAttribute("title")) ?? ""), "each time has the UTC instant in its title");
+
+  // Paging.
+  const firstRow = await page.locator("main tbody tr").first().innerText();
+  await page.getByRole("button", { name: "Next" }).click();
+  await shows(`51–100 of ${NUMBER.format(total)} events`);
+  check((await page.locator("main tbody tr").first().innerText()) !== firstRow, "Next shows older events");
+  await page.getByRole("button", { name: "Previous" }).click();
+  await shows(`1–50 of ${NUMBER.format(total)} events`, "Previous goes back");
+
+  // A filter narrows the list, is in the address, and survives a reload.
+  await page.getByLabel("Result").selectOption("FAILURE");
+  await page.waitForURL((url) => url.searchParams.get("result") === "FAILURE");
+  await shows("1 event matches the filters");
+  check((await rows()) === 1, "result FAILURE keeps the refused mutation only");
+  await reload();
+  await shows("1 event matches the filters", "a reload keeps the filter");
+  check((await page.getByLabel("Result").inputValue()) === "FAILURE", "the filter shows after a reload");
+  await axe("the activity, filtered");
+  await shot("activity-failures");
+
+  // Export CSV: the filters of the list, the token in the Authorization header.
+  let file = await downloaded(page.getByRole("button", { name: "Export CSV" }));
+  check(file.name === "audit-events.csv", `the download is named by the server (${file.name})`);
+  check(
+    file.lines[0] === "id,activityDateTime,category,activityDisplayName,initiatedByKind,initiatedByName,targets,modifiedProperties,result,resultReason,correlationId",
+    "the export starts with its header row",
+  );
+  check(file.lines.length === 2 && file.lines[1].includes("FAILURE,BAD_USER_INPUT: unknown product `NOT_A_PRODUCT`"), "the filtered export holds the one refusal");
+  await notice("Downloaded audit-events.csv");
+
+  // A user and a category, typed: only Gus's events, then only his profile's change.
+  await page.getByRole("button", { name: "Clear filters" }).click();
+  await shows(`${NUMBER.format(total)} events recorded`);
+  await page.getByLabel("User id").fill("11");
+  await page.getByRole("button", { name: "Filter", exact: true }).click();
+  await page.waitForURL((url) => url.search === "?user=11");
+  const gus = await totalOf(', userId: "11"');
+  await shows(`${NUMBER.format(gus)} ${gus === 1 ? "event matches" : "events match"} the filters`);
+  const gusRows = await page.locator("main tbody tr").allInnerTexts();
+  check(gusRows.length === gus && gusRows.every((row) => row.includes("gus@contoso.com")), "the user filter keeps that user's events");
+  await page.getByLabel("Category").selectOption("USER_MANAGEMENT");
+  await shows("1 event matches the filters");
+  await shows("Update user");
+  check(new URL(page.url()).search === "?category=USER_MANAGEMENT&user=11", `both filters are in the address (${new URL(page.url()).search})`);
+
+  // A time range: since a moment to come, nothing; typed in local time, sent as UTC.
+  await page.getByRole("button", { name: "Clear filters" }).click();
+  await page.getByLabel("From").fill("2099-01-01T00:00:00");
+  await page.getByRole("button", { name: "Filter", exact: true }).click();
+  await shows("No event matches these filters.");
+  check((new URL(page.url()).searchParams.get("since") ?? "").endsWith("Z"), "the time is in the address as a UTC instant");
+  await axe("the activity, empty");
+  await shot("activity-empty");
+
+  // The whole history: one row per event.
+  await page.getByRole("button", { name: "Clear filters" }).click();
+  await shows(`${NUMBER.format(total)} events recorded`);
+  file = await downloaded(page.getByRole("button", { name: "Export CSV" }));
+  check(file.lines.length === total + 1, `the export without filters has a row per event (${file.lines.length - 1} of ${total})`);
+
+  // A filter the server refuses: the list says why, and so does the export, beside its button.
+  await go("/activity?user=not-an-id");
+  await shows("The activity could not be loaded.");
+  await shows("BAD_USER_INPUT");
+  expectedStatus = 400;
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  await page.locator(".page-head .notice-error").waitFor();
+  check((await page.locator(".page-head .notice-error").innerText()).includes("BAD_USER_INPUT"), "a refused export shows the server's code beside the button");
+  expectedStatus = null;
+  await axe("the activity, refused");
+  await shot("activity-refused");
+
+  // A user's history, and the way to all of it.
+  await go("/users/11");
+  const history = page.locator("main section#history");
+  await history.locator("tbody tr").first().waitFor();
+  const userRows = await history.locator("tbody tr").allInnerTexts();
+  check(userRows.length === gus, `the user's history lists the user's ${gus} events`);
+  check(userRows.some((row) => row.includes("Update user") && row.includes("Token ann.admin")), "with the profile change and who made it");
+  check(userRows.some((row) => row.includes("Change user license") && row.includes("Processing")), "and what processing changed for the user");
+  await axe("a user's history");
+  await shot("user-history");
+  await follow("Filter this user's events in Activity", "/activity");
+  check(new URL(page.url()).search === "?user=11", "the link opens Activity filtered to the user");
+  await shows(`${NUMBER.format(gus)} ${gus === 1 ? "event matches" : "events match"} the filters`);
+
+  // A group's history: 20 at a time, more on request.
+  const groupTotal = await totalOf(`, groupId: "${group}"`);
+  check(groupTotal > 20 && groupTotal <= 40, `the group's history takes two pages of 20 (${groupTotal})`);
+  await go(`/groups/${group}?tab=history`);
+  await shows(`20 of ${NUMBER.format(groupTotal)} events`);
+  await shows("Add member to group");
+  await page.getByRole("button", { name: "Show 20 more" }).click();
+  await shows(`${groupTotal} of ${NUMBER.format(groupTotal)} events`, "“Show 20 more” adds the rest");
+  check((await page.locator("[role=tabpanel] tbody tr").count()) === groupTotal, "the tab lists every event of the group");
+  check((await page.getByRole("button", { name: "Show 20 more" }).count()) === 0, "and offers no more");
+  check((await page.locator("[role=tabpanel] tbody tr").last().innerText()).includes("Add group"), "the oldest is the group's creation");
+  await axe("a group, history");
+  await shot("group-history");
+  await follow("Filter this group's events in Activity", "/activity");
+  check(new URL(page.url()).search === `?group=${group}`, "the link opens Activity filtered to the group");
+
+  // A group's users in error, as CSV: Sales' one (S1, Quinn without a seat).
+  await go("/groups/8");
+  file = await downloaded(page.getByRole("button", { name: "Export CSV" }));
+  check(file.name === "license-errors-group-8.csv", `the users in error download as ${file.name}`);
+  check(file.lines[0] === "id,userPrincipalName,displayName,group,product,state,error,message,lastUpdatedDateTime", "with their header row");
+  check(file.lines.length === 2 && file.lines[1].includes("quinn@contoso.com") && file.lines[1].includes("COUNT_VIOLATION"), "and Quinn's row, the group's one user in error");
+
+  // A product's holders, as CSV.
+  await go("/products/ENTERPRISEPACK");
+  const holders = (await api(admin, '{ product(skuPartNumber: "ENTERPRISEPACK") { licensedUsers(first: 1) { totalCount } } }')).product.licensedUsers.totalCount;
+  file = await downloaded(page.getByRole("button", { name: "Export CSV" }));
+  check(file.name === "licensed-users-ENTERPRISEPACK.csv", `the holders download as ${file.name}`);
+  check(file.lines[0] === "id,userPrincipalName,displayName,sources,enabledPlans", "with their header row");
+  check(file.lines.length === holders + 1, `a row per holder (${file.lines.length - 1} of ${holders})`);
+  await notice("Downloaded licensed-users-ENTERPRISEPACK.csv");
+
+  // A reader reads the history and exports it; nothing on the page changes anything.
+  await page.locator("#session").getByRole("button", { name: "Sign out" }).click();
+  await signIn(reader);
+  await go("/activity?result=FAILURE");
+  await shows("1 event matches the filters");
+  const found = await editControls();
+  check(found.buttons.length === 0 && found.boxes === 0 && found.forms.length === 0, `a reader sees no control that changes anything on /activity (${JSON.stringify(found)})`);
+  file = await downloaded(page.getByRole("button", { name: "Export CSV" }));
+  check(file.lines.length === 2, "a reader's token exports too");
+  await axe("the activity, for a reader");
+}
+
+const SCENARIOS = { views, walk, edit, tokens, history: historyRun };
 
 async function main() {
   const run = SCENARIOS[scenario];
@@ -735,6 +948,7 @@ async function main() {
   page.on("console", (message) => {
     if (message.type() !== "error") return;
     if (expectAuthRefusals && /status of 40[13]/.test(message.text())) return;
+    if (expectedStatus && message.text().includes(`status of ${expectedStatus}`)) return;
     problems.push(`console error: ${message.text()}`);
   });
   await run();

@@ -1,12 +1,14 @@
 // Group (`/groups/{id}`): its licenses with the plans they disable, its processing with a
 // progress bar while it runs (polled every 2 s), and the seeds' notice "N users are in an error
 // state" with the count per reason. Tabs: the users in error (opened first when there are any;
-// filter by reason), the members (add, remove) and the licenses (add, remove, plans on and off).
-// Reprocess. The tab and the reason are in the address (?tab=, ?reason=).
+// filter by reason; exported as CSV), the members (add, remove), the licenses (add, remove, plans
+// on and off) and the group's history (its changes, members and processing runs, with each user
+// a run changed). Reprocess. The tab and the reason are in the address (?tab=, ?reason=).
 //
 // Every list is paged with the API's cursors: a group of a million members is never loaded whole.
 
 import { gql } from "../api.js";
+import { historyList } from "../history.js";
 import { previewDialog } from "../preview.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
@@ -17,6 +19,7 @@ import {
   act,
   badge,
   emptyState,
+  exportButton,
   keepFocus,
   latestOnly,
   loadOne,
@@ -79,7 +82,7 @@ const GROUP_LICENSE = `mutation ConsoleGroupLicense($id: ID!, $add: [LicenseInpu
   assignGroupLicense(groupId: $id, addLicenses: $add, removeLicenses: $remove) { id licenseProcessingState }
 }`;
 
-const TABS = ["errors", "members", "licenses"];
+const TABS = ["errors", "members", "licenses", "history"];
 
 export function render(ctx) {
   const id = ctx.params[0];
@@ -233,6 +236,7 @@ export function render(ctx) {
           { key: "errors", text: "Users in error", badgeText: count(g.licenseErrorCount), tone: g.licenseErrorCount > 0 ? "bad" : "", panelId },
           { key: "members", text: "Members", badgeText: count(g.memberCount), panelId },
           { key: "licenses", text: "Licenses", badgeText: count(g.assignedLicenses.length), panelId },
+          { key: "history", text: "History", panelId },
         ],
       }),
     );
@@ -250,7 +254,7 @@ export function render(ctx) {
 
   function showTab() {
     const key = state.tab;
-    tabs[key] ??= key === "members" ? membersTab() : licensesTab();
+    tabs[key] ??= { members: membersTab, licenses: licensesTab, history: historyTab }[key]();
     // Lists load once, then on refresh; the licenses are drawn from the group each time.
     if (!started.has(key) || key === "licenses") {
       started.add(key);
@@ -297,6 +301,14 @@ export function render(ctx) {
       pager.reset();
       load();
     });
+    const exportSlot = slots.get("export-errors");
+    const exportCsv = exportButton({
+      path: "/export/license-errors.csv",
+      params: () => ({ groupId: id }),
+      what: "every license of this group in error, whatever the reason",
+      slot: exportSlot,
+      id: "export-errors",
+    });
     const el = h(
       "div",
       null,
@@ -304,7 +316,9 @@ export function render(ctx) {
         "div",
         { class: "toolbar" },
         h("div", { class: "field" }, h("label", { for: reasonId }, "Reason"), reasonSelect),
-        h("p", { class: "form-note" }, "Each row is one license of this group that failed for one user; open the user to see why and how to fix it."),
+        h("p", { class: "form-note toolbar-grow" }, "Each row is one license of this group that failed for one user; open the user to see why and how to fix it."),
+        h("div", { class: "toolbar-end" }, exportCsv),
+        exportSlot,
       ),
       list,
     );
@@ -355,6 +369,23 @@ export function render(ctx) {
         load();
       },
     };
+  }
+
+  // ---- History ----
+
+  function historyTab() {
+    const history = historyList(ctx, "group", id);
+    const el = h(
+      "div",
+      null,
+      h(
+        "div",
+        { class: "toolbar" },
+        h("p", { class: "form-note toolbar-grow" }, "The group's own changes, its members coming and going, and its processing runs with each user a run changed; newest first."),
+      ),
+      history.el,
+    );
+    return { el, load: history.load };
   }
 
   // ---- Members ----

@@ -1,6 +1,6 @@
 // Product (`/products/{sku}`): its seats (bought, used, left; an admin sets the seats bought),
-// the groups that carry it, the users who hold it with where each has it from (paged), and its
-// service plans.
+// the groups that carry it, the users who hold it with where each has it from (paged; exported
+// as CSV), and its service plans.
 
 import { gql } from "../api.js";
 import { count, h, plural, replace, uid } from "../dom.js";
@@ -12,6 +12,7 @@ import {
   badge,
   emptyState,
   errorCount,
+  exportButton,
   groupLink,
   keepFocus,
   latestOnly,
@@ -57,6 +58,16 @@ export function render(ctx) {
   let product = null;
   // The total of the licensed users, shown in their panel's title once the first page is in.
   let holderCount = null;
+  const exportSlot = slots.get("export");
+  // Made once: the page redraws its panels after each change, and the answer stays beside it.
+  const exportCsv = exportButton({
+    path: "/export/licensed-users.csv",
+    params: () => ({ skuPartNumber: sku }),
+    what: `every holder of ${sku}, with their sources and enabled plans`,
+    slot: exportSlot,
+    id: "export-holders",
+    className: "btn btn-small",
+  });
   ctx.setTitle(sku);
   replace(ctx.main, loading("Loading the product…"));
 
@@ -91,7 +102,7 @@ export function render(ctx) {
         subtitle: [h("code", null, p.skuPartNumber), p.skuId && h("span", { class: "muted" }, ` · ${p.skuId}`)],
       }),
       h("div", { class: "grid grid-2" }, seatsPanel(p), groupsPanel(p)),
-      panel({ title: "Licensed users", count: holderCount, body: holders }),
+      panel({ title: "Licensed users", count: holderCount, tools: [exportCsv], body: [exportSlot, holders] }),
       plansPanel(p),
     );
   }

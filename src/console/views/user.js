@@ -7,11 +7,13 @@
 // - Licenses held, with their enabled plans and where each comes from (direct, which groups).
 // - Every assignment with its state; the direct licenses (add, remove, plans on and off).
 // - Profile (usage location and the effective one, proxy addresses: both editable) and groups.
+// - History: the user's latest events, more on request, and the way to all of them in Activity.
 // - Reprocess, after which the page follows the background run until the user's group
 //   assignments have been processed again.
 
 import { gql } from "../api.js";
 import { h, plural, replace, time, uid } from "../dom.js";
+import { historyList } from "../history.js";
 import { errorLabel } from "../labels.js";
 import {
   Slots,
@@ -94,6 +96,10 @@ export function render(ctx) {
   const slots = new Slots();
   let user = null;
   let directory = null;
+  // Kept across the page's redraws, and asked for again after each change, in the place the
+  // admin had paged to.
+  const history = historyList(ctx, "user", id);
+  const historyPanel = panel({ title: "History", id: "history", body: history.el });
   ctx.setTitle("User");
   replace(ctx.main, loading("Loading the user…"));
 
@@ -107,6 +113,8 @@ export function render(ctx) {
       missing: { title: "User not found", text: `There is no user with id ${id}.`, hint: "It may have been deleted." },
     });
     if (!data) return null;
+    // The first answer's history is already on its way (asked for with the user).
+    if (user !== null) history.load();
     user = data.user;
     directory = data.directory;
     draw();
@@ -190,6 +198,7 @@ export function render(ctx) {
         h("div", null, errors.length > 0 && errorsPanel(errors), heldPanel(), assignmentsPanel(), directPanel()),
         h("div", null, profilePanel(), groupsPanel()),
       ),
+      historyPanel,
     );
   }
 
@@ -582,4 +591,5 @@ export function render(ctx) {
   }
 
   load();
+  history.load();
 }
