@@ -62,7 +62,11 @@ fn history_size(db: &Path) -> Option<(i64, i64)> {
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .ok()?;
     let events: i64 = conn
-        .query_row("SELECT count(*) FROM audit_events", [], |r| r.get(0))
+        .query_row(
+            "SELECT coalesce(sum(coalesce(last_id, id) - id + 1), 0) FROM audit_events",
+            [],
+            |r| r.get(0),
+        )
         .ok()?;
     let bytes: i64 = conn
         .query_row(
