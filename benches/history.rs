@@ -15,14 +15,13 @@
 //! the CSV export of the last run's events, with the server's peak RSS.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[path = "support/server.rs"]
 mod support;
 
 use serde_json::{Value, json};
-use support::{Args, Server, generate, license_everyone};
+use support::{Args, Server, generate, history_size, license_everyone};
 
 const EVENT: &str = "id activityDateTime category activityDisplayName initiatedBy { kind name } targetResources { type id displayName modifiedProperties { displayName oldValue newValue } } result resultReason correlationId";
 
@@ -70,20 +69,6 @@ fn wait_complete(server: &Server, group: &Value) {
     }
 }
 
-fn bytes_per_event(db: &Path, events: i64) -> Option<f64> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .ok()?;
-    let bytes: i64 = conn
-        .query_row(
-            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'audit%' OR name LIKE 'sqlite_autoindex_audit%'",
-            [],
-            |r| r.get(0),
-        )
-        .ok()?;
-    Some(bytes as f64 / events as f64)
-}
-
 fn main() {
     let Some(args) = Args::from_env() else {
         return;
@@ -126,8 +111,11 @@ fn main() {
     }
     let events = total_events(&server);
     println!("log: {events} events");
-    if let Some(b) = bytes_per_event(&db, events) {
-        println!("bytes per event on disk (tables and indexes): {b:.0}");
+    if let Some((stored, bytes)) = history_size(&db) {
+        println!(
+            "bytes per event on disk (tables and indexes): {:.0}",
+            bytes as f64 / stored.max(1) as f64
+        );
     }
     // A user's history: random users (an LCG: the same ones every time).
     let user_of = |i: usize| ((i as u64).wrapping_mul(2_654_435_761) % users) + 1;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Args, Server, generate, generate_with, license_everyone};
+use support::{Args, Server, generate, generate_with, history_size, license_everyone};
 
 struct Run {
     seconds: f64,
@@ -54,28 +54,6 @@ fn run_once(bin: &Path, pristine: &Path, dir: &Path, users: u64) -> Run {
     };
     drop(server);
     run
-}
-
-/// Events in the history and the bytes their tables and indexes take (SQLite's `dbstat`).
-fn history_size(db: &Path) -> Option<(i64, i64)> {
-    let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .ok()?;
-    let events: i64 = conn
-        .query_row(
-            "SELECT coalesce(sum(coalesce(last_id, id) - id + 1), 0) FROM audit_events",
-            [],
-            |r| r.get(0),
-        )
-        .ok()?;
-    let bytes: i64 = conn
-        .query_row(
-            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'audit%' OR name LIKE 'sqlite_autoindex_audit%'",
-            [],
-            |r| r.get(0),
-        )
-        .ok()?;
-    Some((events, bytes))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -249,3 +249,25 @@ impl Args {
         })
     }
 }
+
+/// Events in the history and the bytes their tables and indexes take (SQLite's `dbstat`).
+pub fn history_size(db: &Path) -> Option<(i64, i64)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
+    let events: i64 = conn
+        .query_row(
+            "SELECT coalesce(sum(coalesce(last_id, id) - id + 1), 0) FROM audit_events",
+            [],
+            |r| r.get(0),
+        )
+        .ok()?;
+    let bytes: i64 = conn
+        .query_row(
+            "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'audit%' OR name LIKE 'sqlite_autoindex_audit%'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()?;
+    Some((events, bytes))
+}

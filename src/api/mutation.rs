@@ -1,4 +1,5 @@
 use async_graphql::{Context, ErrorExtensions, ID, InputObject, Object, Result};
+use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
 use crate::engine::{self, DirectError, GroupLicenseError};
@@ -484,7 +485,7 @@ impl Mutation {
                         [user],
                         |r| r.get(0),
                     )
-                    .ok();
+                    .optional()?;
                 journal.record(&record::license_change(
                     Activity::ChangeUserLicense,
                     user,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, Enum, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use crate::engine::{self, GroupId, SourceNames, UserId, Violation};
+use crate::engine::{self, FoundNames, Violation};
 use crate::rules::{PlanId, ProductId, RuleTable};
 use crate::store::codec::decode_error;
 use crate::store::decode_disabled;
@@ -509,10 +509,12 @@ impl LicenseAssignmentState {
         };
         let table = table(ctx)?;
         match decode_error(table, json) {
-            Ok(error) => Ok(Some(LicenseErrorDetail::of(ctx, table, &error, false).await?)),
+            Ok(error) => Ok(Some(
+                LicenseErrorDetail::of(ctx, table, &error, false).await?,
+            )),
             // The rules changed under a stored error: say so rather than guess.
             Err(_) => Ok(Some(LicenseErrorDetail {
-                message: "The rules changed since this error was recorded: reprocess the user to see it again.".into(),
+                message: engine::UNREADABLE_ERROR.into(),
                 violations: Vec::new(),
                 resolutions: vec!["Reprocess the user or the group.".into()],
             })),
@@ -541,29 +543,6 @@ pub struct LicenseErrorDetail {
     pub resolutions: Vec<String>,
 }
 
-/// Group and user names for messages, read before describing an error.
-struct Names {
-    groups: std::collections::HashMap<i64, String>,
-    users: std::collections::HashMap<i64, String>,
-}
-
-impl SourceNames for Names {
-    fn group_name(&self, group: GroupId) -> String {
-        // The display name alone: the engine's sentences say `group "…"` around it.
-        self.groups
-            .get(&group.0)
-            .cloned()
-            .unwrap_or_else(|| format!("{} (deleted)", group.0))
-    }
-
-    fn user_name(&self, user: UserId) -> String {
-        self.users
-            .get(&user.0)
-            .cloned()
-            .unwrap_or_else(|| format!("user {}", user.0))
-    }
-}
-
 impl LicenseErrorDetail {
     /// Describes `error` (for a group's own license set with `group_set`, in Entra's words).
     pub async fn of(
@@ -574,16 +553,7 @@ impl LicenseErrorDetail {
     ) -> Result<LicenseErrorDetail> {
         let mut groups = Vec::new();
         let mut users = Vec::new();
-        for v in &error.violations {
-            for source in [v.source(), v.conflicting_source()].into_iter().flatten() {
-                if let Some(g) = source.source.group() {
-                    groups.push(g.0);
-                }
-            }
-            if let Some(u) = v.conflicting_user() {
-                users.push(u.0);
-            }
-        }
+        error.named_ids(&mut groups, &mut users);
         // Through the loaders, so that the errors of a whole page are named in one read.
         let loader = loader(ctx)?;
         let groups = loader
@@ -598,7 +568,7 @@ impl LicenseErrorDetail {
             .into_iter()
             .map(|(k, v)| (k.0, v))
             .collect();
-        let names = Names { groups, users };
+        let names = FoundNames { groups, users };
         let detail = if group_set {
             engine::describe_group_error(table, &names, error)
         } else {
@@ -631,7 +601,7 @@ pub struct LicenseSource {
 
 impl LicenseSource {
     /// A stored error may outlive the group it names (deleted since): its `group` is then null.
-    fn of(source: engine::SourceRef, names: &Names) -> LicenseSource {
+    fn of(source: engine::SourceRef, names: &FoundNames) -> LicenseSource {
         LicenseSource {
             direct: source.source.is_direct(),
             group: source
@@ -686,7 +656,12 @@ impl LicenseViolation {
 impl LicenseViolation {
     /// `names` holds the groups and users that still exist: a stored error may name a user or
     /// a group deleted since, which is then null rather than an error for the whole query.
-    fn of(table: &RuleTable, v: &Violation, message: String, names: &Names) -> LicenseViolation {
+    fn of(
+        table: &RuleTable,
+        v: &Violation,
+        message: String,
+        names: &FoundNames,
+    ) -> LicenseViolation {
         LicenseViolation {
             code: LicenseErrorCode::of(v.code()),
             message,

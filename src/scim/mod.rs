@@ -257,9 +257,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 async fn access(State(state): State<ScimState>, mut request: Request, next: Next) -> Response {
     let caller = state.auth.caller(request.headers());
     if let Ok(caller) = &caller {
-        request
-            .extensions_mut()
-            .insert(Acting::new(crate::server::actor_of(caller)));
+        request.extensions_mut().insert(Acting::new(caller.actor()));
     }
     match caller.map(|c| c.role) {
         Err(_) => {

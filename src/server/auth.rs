@@ -102,6 +102,25 @@ pub struct Caller {
     pub name: Option<String>,
 }
 
+impl Caller {
+    /// Who the history names for this caller (H3): its token's name, of the provisioning kind
+    /// for a provisioning token; `local` on a server without tokens.
+    pub fn actor(&self) -> crate::store::history::Actor {
+        use crate::store::history::{Actor, ActorKind};
+        match &self.name {
+            Some(name) => Actor {
+                kind: if self.role == Role::Provisioning {
+                    ActorKind::Provisioning
+                } else {
+                    ActorKind::Token
+                },
+                name: name.clone(),
+            },
+            None => Actor::local(),
+        }
+    }
+}
+
 /// Longest token name.
 pub const MAX_NAME_LEN: usize = 64;
 

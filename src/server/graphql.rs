@@ -46,7 +46,7 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
         Ok(caller) => caller,
         Err(refusal) => return unauthenticated(media, refusal),
     };
-    let acting = api::Acting::new(actor_of(&caller));
+    let acting = api::Acting::new(caller.actor());
     // Buffered whole first: axum tells a body over the limit (413, also when it comes in
     // chunks with no length declared) from one that broke off.
     let bytes = match Bytes::from_request(Request::from_parts(parts, body), &state).await {
@@ -92,22 +92,6 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
         return error(media, StatusCode::FORBIDDEN, "FORBIDDEN", READER);
     }
     run(&state, media, request, shape, lookup, acting).await
-}
-
-/// Who the history names for a caller (H3).
-pub(crate) fn actor_of(caller: &crate::server::auth::Caller) -> crate::store::history::Actor {
-    use crate::store::history::{Actor, ActorKind};
-    match &caller.name {
-        Some(name) => Actor {
-            kind: if caller.role == Role::Provisioning {
-                ActorKind::Provisioning
-            } else {
-                ActorKind::Token
-            },
-            name: name.clone(),
-        },
-        None => Actor::local(),
-    }
 }
 
 /// A provisioning token is for `/scim/v2` only (scim.md "Access").
@@ -157,7 +141,7 @@ pub(super) async fn get(
     // Any role may query; mutations are refused over GET below, whoever asks.
     let acting = match state.auth.caller(&headers) {
         Ok(caller) if caller.role == Role::Provisioning => return provisioning_refused(media),
-        Ok(caller) => api::Acting::new(actor_of(&caller)),
+        Ok(caller) => api::Acting::new(caller.actor()),
         Err(refusal) => return unauthenticated(media, refusal),
     };
     let mut request = async_graphql::Request::new(query.clone());

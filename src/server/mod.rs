@@ -10,7 +10,6 @@ pub mod demo;
 pub mod export;
 pub mod graphiql;
 mod graphql;
-pub(crate) use graphql::actor_of;
 pub mod guard;
 mod negotiate;
 mod pages;

@@ -1379,6 +1379,16 @@ mod tests {
         store.write_blocking(move |tx| f(tx)).expect("read")
     }
 
+    /// The ids of the filter's first page of `limit`, and its `count`.
+    fn listed(store: &super::super::Store, filter: &Filter, limit: usize) -> (Vec<i64>, i64) {
+        let (f, g) = (filter.clone(), filter.clone());
+        let ids = read(store, move |c| page(c, &f, None, limit))
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        (ids, read(store, move |c| count(c, &g)))
+    }
+
     fn user_event(user: i64) -> Event {
         Event::new(
             Activity::UpdateUser,
@@ -1443,18 +1453,9 @@ mod tests {
             ),
         ];
         for (filter, want) in cases {
-            let f = filter.clone();
-            let got: Vec<i64> = read(&store, move |c| page(c, &f, None, 10))
-                .iter()
-                .map(|r| r.id)
-                .collect();
+            let (got, total) = listed(&store, &filter, 10);
             assert_eq!(got, want, "{filter:?}");
-            let f = filter.clone();
-            assert_eq!(
-                read(&store, move |c| count(c, &f)),
-                want.len() as i64,
-                "{filter:?}"
-            );
+            assert_eq!(total, want.len() as i64, "{filter:?}");
         }
     }
 
@@ -1683,18 +1684,9 @@ mod tests {
             ),
         ];
         for (filter, want) in cases {
-            let f = filter.clone();
-            let got: Vec<i64> = read(&store, move |c| page(c, &f, None, 1000))
-                .iter()
-                .map(|e| e.id)
-                .collect();
+            let (got, total) = listed(&store, &filter, 1000);
             assert_eq!(got, want, "{filter:?}");
-            let f = filter.clone();
-            assert_eq!(
-                read(&store, move |c| count(c, &f)),
-                want.len() as i64,
-                "count of {filter:?}"
-            );
+            assert_eq!(total, want.len() as i64, "count of {filter:?}");
             // Paged by three from inside a row.
             let mut seen = Vec::new();
             let mut before = None;
