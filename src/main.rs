@@ -67,6 +67,10 @@ enum Command {
         /// change the data).
         #[arg(long)]
         insecure: bool,
+        /// Let webhooks go to http URLs and to loopback, link-local and private addresses
+        /// (receivers on the same machine or network); without it only https to public hosts.
+        #[arg(long, env = "GROUP_LICENSING_WEBHOOK_ALLOW_PRIVATE")]
+        webhook_allow_private: bool,
         /// Milliseconds a query may run before it is stopped with TIMEOUT (mutations are not
         /// cut: their transaction may already be committed).
         #[arg(
@@ -143,6 +147,7 @@ fn main() -> ExitCode {
             scim_max_deletions_per_hour,
             audit_retention_days,
             insecure,
+            webhook_allow_private,
             request_timeout_ms,
             response_cache_mib,
             allowed_origins,
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
             allowed_origins,
             scim_max_deletions_per_hour,
             audit_retention_days,
+            webhook_allow_private,
         }),
         Command::Generate { db, users, rules } => generate(&db, users, &rules),
         Command::Schema => {

@@ -38,6 +38,9 @@ pub fn activity_of(field: &str) -> Option<Activity> {
         "reprocessGroup" => Activity::ReprocessGroup,
         "reprocessUser" => Activity::ReprocessUser,
         "reloadRules" => Activity::ReloadRules,
+        "setSeatAlertThreshold" => Activity::SetSeatAlertThreshold,
+        "createWebhook" => Activity::AddWebhook,
+        "deleteWebhook" => Activity::DeleteWebhook,
         _ => return None,
     })
 }
@@ -240,7 +243,7 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    fn of(row: history::EventRow) -> AuditEvent {
+    pub(crate) fn of(row: history::EventRow) -> AuditEvent {
         let kind = match row.actor.kind {
             history::ActorKind::Token => AuditActorKind::Token,
             history::ActorKind::Provisioning => AuditActorKind::Provisioning,
@@ -381,6 +384,7 @@ pub async fn record_refusal(
         let mut attempt = Attempt::new(activity);
         for (name, value) in &field.node.arguments {
             let kind = match name.node.as_str() {
+                "id" if activity == Activity::DeleteWebhook => "Webhook",
                 "id" | "userId" if activity != Activity::DeleteGroup => "User",
                 "id" | "groupId" => "Group",
                 _ => continue,

@@ -9,8 +9,10 @@ mod codes;
 pub use codes::{Verdict, add_codes};
 mod history;
 pub mod limits;
+pub mod live;
 mod loaders;
 mod mutation;
+mod notices;
 pub mod order;
 mod preview;
 mod query;
@@ -19,7 +21,7 @@ pub mod types;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{EmptySubscription, ErrorExtensions, Schema};
+use async_graphql::{ErrorExtensions, Schema};
 use tokio::sync::Notify;
 
 use crate::rules::live::{LiveRules, Loaded};
@@ -35,7 +37,9 @@ pub type RequestLoader = DataLoader<Loaders, HashMapCache>;
 pub use mutation::Mutation;
 pub use query::Query;
 
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+pub use live::Subscription;
+
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
 
 /// What every request can reach.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ pub struct AppState {
     pub rules: Arc<LiveRules>,
     /// Wakes the processing worker after a mutation queued work.
     pub wake: Arc<Notify>,
+    /// Which webhook receivers are allowed (`--webhook-allow-private`).
+    pub webhooks: crate::processing::delivery::Settings,
 }
 
 pub fn schema(state: AppState) -> ApiSchema {
@@ -64,8 +70,8 @@ pub fn sdl() -> String {
 }
 
 /// The types and their descriptions, for every schema the server builds.
-fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query, Mutation, EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
         // async-graphql's own text names the Rust type; this one is for the admin reading it.
         .override_output_type_description::<chrono::DateTime<chrono::Utc>>(
             "A point in time, in RFC 3339 format with its offset (UTC), e.g. 2026-05-01T12:00:00Z.",

@@ -3,14 +3,17 @@ use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
 use crate::engine::{self, DirectError, GroupLicenseError};
+use crate::processing::delivery;
 use crate::rules::RuleTable;
 use crate::store::audited as record;
-use crate::store::history::{Activity, Journal};
+use crate::store::history::{Activity, Event, Journal, Property, Target};
 use crate::store::ops::{self, LicenseInput as StoreLicense, NewUser, UserUpdate};
 use crate::store::provision::{self, Account};
 use crate::store::{StoreError, now};
+use crate::store::{alerts, webhooks};
 
 use super::history::{Attempt, acting, audited};
+use super::notices::{Webhook, WebhookCreated, WebhookEventType, new_secret};
 use super::preview::{DirectLicenseCleanup, cleanup_of};
 use super::types::{
     Directory, Group, LicenseErrorDetail, Product, RuleDiagnostic, RuleSet, ServicePlan, User,
@@ -552,6 +555,119 @@ impl Mutation {
             })
             .await?;
             cleanup_of(ctx, table(ctx)?, cleanup).await
+        })
+        .await
+    }
+
+    /// N1: the available seats at or below which a `LOW_SEATS` alert stands for the product;
+    /// null clears it (and resolves a standing one).
+    async fn set_seat_alert_threshold(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The product, e.g. `ENTERPRISEPACK`.")] sku_part_number: String,
+        #[graphql(desc = "Available seats: 0 or more; null: no LOW_SEATS alert.")]
+        threshold: Option<i32>,
+    ) -> Result<Product> {
+        let attempt = Attempt::new(Activity::SetSeatAlertThreshold).product(&sku_part_number);
+        audited(ctx, attempt, async move {
+            let product = table(ctx)?
+                .product_by_name(&sku_part_number)
+                .ok_or_else(|| bad_input(format!("unknown product `{sku_part_number}`")))?;
+            let sku = sku_part_number.clone();
+            write(ctx, move |tx, _, _, journal| {
+                let old = alerts::threshold(tx, &sku)?;
+                let new = threshold.map(i64::from);
+                alerts::set_threshold(tx, &sku, new)?;
+                if old != new {
+                    let property = Property::new(
+                        "seatAlertThreshold",
+                        old.map(|t| t.to_string()),
+                        new.map(|t| t.to_string()),
+                    );
+                    let target = Target::product(&sku).with(vec![property]);
+                    journal.record(&Event::new(Activity::SetSeatAlertThreshold, vec![target]))?;
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(Product(product))
+        })
+        .await
+    }
+
+    /// N3: registers a receiver of notices; the answer holds its signing secret, shown only
+    /// here.
+    async fn create_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Where deliveries are POSTed: an https URL of a public host (http and private addresses only with --webhook-allow-private)."
+        )]
+        url: String,
+        #[graphql(desc = "What it is sent: at least one type.")] events: Vec<WebhookEventType>,
+        #[graphql(desc = "What the webhook is for, for the admins reading the list.")]
+        description: Option<String>,
+    ) -> Result<WebhookCreated> {
+        let attempt = Attempt::new(Activity::AddWebhook);
+        audited(ctx, attempt, async move {
+            let settings = state(ctx)?.webhooks;
+            let checked = delivery::check_url(&url, settings)
+                .await
+                .map_err(bad_input)?
+                .to_string();
+            let mut types: Vec<webhooks::EventType> = Vec::new();
+            for t in events {
+                if !types.contains(&t.stored()) {
+                    types.push(t.stored());
+                }
+            }
+            let secret = new_secret()?;
+            let key = secret.clone();
+            let row = write(ctx, move |tx, _, now, journal| {
+                let id = webhooks::create(tx, &checked, &types, description.as_deref(), &key, now)?;
+                let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
+                let mut properties = vec![
+                    Property::new("url", None, Some(checked.clone())),
+                    Property::new("events", None, Some(names.join(", "))),
+                ];
+                if let Some(d) = description.as_deref().filter(|d| !d.trim().is_empty()) {
+                    properties.push(Property::new("description", None, Some(d.trim().into())));
+                }
+                let target = Target::of("Webhook", Some(id.to_string()), Some(checked.clone()))
+                    .with(properties);
+                journal.record(&Event::new(Activity::AddWebhook, vec![target]))?;
+                webhooks::list(tx)?
+                    .into_iter()
+                    .find(|w| w.id == id)
+                    .ok_or_else(|| StoreError::NotFound(format!("no webhook with id {id}")))
+            })
+            .await?;
+            Ok(WebhookCreated {
+                webhook: Webhook(row),
+                secret,
+            })
+        })
+        .await
+    }
+
+    /// N3: removes a webhook and the deliveries it still had; returns its id.
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook's id.")] id: ID,
+    ) -> Result<ID> {
+        let attempt = Attempt::new(Activity::DeleteWebhook).on("Webhook", &id);
+        audited(ctx, attempt, async move {
+            let n = parse_id(&id, "webhook")?;
+            write(ctx, move |tx, _, _, journal| {
+                let gone = webhooks::delete(tx, n)?;
+                let target = Target::of("Webhook", Some(n.to_string()), Some(gone.url.clone()))
+                    .with(vec![Property::new("url", Some(gone.url), None)]);
+                journal.record(&Event::new(Activity::DeleteWebhook, vec![target]))?;
+                Ok(())
+            })
+            .await?;
+            Ok(id)
         })
         .await
     }

@@ -356,6 +356,27 @@ impl Query {
         audit_page(ctx, filter, first, after).await
     }
 
+    /// N1, N2: alerts, newest first.
+    #[graphql(complexity = "crate::api::limits::page_cost(first, child_complexity)")]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "True: only those that stand; false: only resolved ones; omitted: all.")]
+        active: Option<bool>,
+        #[graphql(desc = "How many to return: 100 when omitted, at most 1,000.")] first: Option<
+            i32,
+        >,
+        #[graphql(desc = "The `endCursor` of the page before; omitted for the first page.")]
+        after: Option<String>,
+    ) -> Result<super::notices::AlertConnection> {
+        super::notices::alert_page(ctx, active, first, after).await
+    }
+
+    /// N3: every webhook, oldest first, with its delivery state.
+    async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<super::notices::Webhook>> {
+        super::notices::webhook_list(ctx).await
+    }
+
     /// The rules in force: what they hold, their warnings, and the errors of the last reload.
     async fn rules(&self, ctx: &Context<'_>) -> Result<RuleSet> {
         Ok(RuleSet::of(&state(ctx)?.rules.snapshot()))

@@ -210,6 +210,18 @@ impl Product {
         ))
     }
 
+    /// Available seats at or below which a `LOW_SEATS` alert stands (N1); null: none.
+    async fn seat_alert_threshold(&self, ctx: &Context<'_>) -> Result<Option<i32>> {
+        let sku = table(ctx)?.product(self.0).name.clone();
+        let state = ctx.data::<super::AppState>()?;
+        let found = state
+            .store
+            .read(move |c| crate::store::alerts::threshold(c, &sku))
+            .await
+            .map_err(super::api_error)?;
+        Ok(found.map(int))
+    }
+
     /// Seats the tenant bought (`setPrepaidUnits`).
     async fn prepaid_units(&self, ctx: &Context<'_>) -> Result<i32> {
         Ok(int(self.seats(ctx).await?.0))

@@ -2,6 +2,7 @@
 //! transaction per step (about [`CHUNK`] members), so queries never wait for a whole run and a
 //! crash loses nothing. It starts with whatever the queue holds, so a restart resumes.
 
+pub mod delivery;
 pub mod retention;
 
 use std::sync::Arc;

@@ -345,6 +345,8 @@ pub enum Refusal {
 pub struct Auth {
     sources: TokenSources,
     tokens: RwLock<Arc<Tokens>>,
+    /// Counts the reloads that replaced the tokens: live connections check theirs again.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Auth {
@@ -352,7 +354,13 @@ impl Auth {
         Auth {
             sources,
             tokens: RwLock::new(Arc::new(tokens)),
+            changes: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Changes each time the tokens in force are replaced.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     fn current(&self) -> Arc<Tokens> {
@@ -383,6 +391,23 @@ impl Auth {
             .ok_or(Refusal::Missing)?
             .to_str()
             .map_err(|_| Refusal::Invalid)?;
+        Self::caller_in(&tokens, value)
+    }
+
+    /// [`Auth::caller`] for an `Authorization` value given some other way (a WebSocket's
+    /// `connection_init` payload).
+    pub fn caller_of(&self, authorization: Option<&str>) -> Result<Caller, Refusal> {
+        let tokens = self.current();
+        if tokens.is_empty() {
+            return Ok(Caller {
+                role: Role::Admin,
+                name: None,
+            });
+        }
+        Self::caller_in(&tokens, authorization.ok_or(Refusal::Missing)?)
+    }
+
+    fn caller_in(tokens: &Tokens, value: &str) -> Result<Caller, Refusal> {
         let (scheme, token) = value.trim().split_once(' ').ok_or(Refusal::Invalid)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Refusal::Invalid);
@@ -401,6 +426,7 @@ impl Auth {
             Ok(mut t) => *t = Arc::new(fresh),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
         }
+        self.changes.send_modify(|n| *n += 1);
         Ok(counts)
     }
 }

@@ -459,6 +459,102 @@ fn unauthenticated(media: Media, refusal: Refusal) -> Response {
     response
 }
 
+/// `GET /graphql`: a WebSocket upgrade is a subscription connection; anything else, a query
+/// in the URL.
+pub(super) async fn get_or_subscribe(State(state): State<HttpState>, request: Request) -> Response {
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return subscribe(state, request).await;
+    }
+    let params = Query::<HashMap<String, String>>::try_from_uri(request.uri());
+    let headers = request.headers().clone();
+    get(State(state), headers, params).await
+}
+
+/// The WebSocket protocol of subscriptions (graphql-api.md).
+const TRANSPORT_WS: &str = "graphql-transport-ws";
+
+/// N4: a `graphql-transport-ws` connection. The token comes in `connection_init`'s payload
+/// (`{"Authorization": "Bearer …"}`); admins and readers may subscribe; the connection's
+/// streams end when the token is no longer in force.
+async fn subscribe(state: HttpState, request: Request) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::extract::ws::WebSocketUpgrade;
+    let (mut parts, _) = request.into_parts();
+    let offered = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|p| p.trim() == TRANSPORT_WS));
+    if !offered {
+        return error(
+            Media::Json,
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            "subscriptions use the graphql-transport-ws protocol: offer it in Sec-WebSocket-Protocol",
+        );
+    }
+    // Only the one protocol is spoken, whatever else the client offers.
+    parts.headers.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static(TRANSPORT_WS),
+    );
+    let protocol =
+        match async_graphql_axum::GraphQLProtocol::from_request_parts(&mut parts, &state).await {
+            Ok(p) => p,
+            Err(status) => return status.into_response(),
+        };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let executor = api::live::SubscriptionsOnly(state.schema.clone());
+    let (app, auth) = (state.app.clone(), state.auth.clone());
+    upgrade
+        .protocols([TRANSPORT_WS])
+        .on_upgrade(move |socket| {
+            async_graphql_axum::GraphQLWebSocket::new(socket, executor, protocol)
+                .on_connection_init(move |payload| async move {
+                    let authorization = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
+                    let caller = auth.caller_of(authorization.as_deref()).map_err(|_| {
+                        async_graphql::Error::new(
+                            "connection_init needs the payload {\"Authorization\": \"Bearer <token>\"} with an admin or reader token",
+                        )
+                    })?;
+                    if caller.role == Role::Provisioning {
+                        return Err(async_graphql::Error::new(
+                            "a provisioning token may only use SCIM (/scim/v2)",
+                        ));
+                    }
+                    let role = caller.role;
+                    let check = auth.clone();
+                    let liveness = api::live::Liveness {
+                        changes: auth.changes(),
+                        valid: std::sync::Arc::new(move || {
+                            check
+                                .caller_of(authorization.as_deref())
+                                .is_ok_and(|c| c.role == role)
+                        }),
+                    };
+                    Ok(api::live::connection_data(
+                        &app,
+                        api::Acting::new(caller.actor()),
+                        liveness,
+                    ))
+                })
+                .serve()
+        })
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,8 @@ pub struct Config {
     pub scim_max_deletions_per_hour: u32,
     /// Days of history kept (H1); `None`: all of it.
     pub audit_retention_days: Option<u32>,
+    /// Webhooks may go to http and to private addresses (N3).
+    pub webhook_allow_private: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,8 +172,33 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         store: store.clone(),
         rules: live.clone(),
         wake: Arc::new(Notify::new()),
+        webhooks: crate::processing::delivery::Settings {
+            allow_private: config.webhook_allow_private,
+        },
     };
     let (stop, stopped) = watch::channel(false);
+    // Alerts whose condition changed while the server was stopped (or before they existed)
+    // are settled before anyone reads them.
+    store
+        .write(|tx| {
+            let journal = store::history::Journal::open(
+                tx,
+                &store::history::Actor::system(),
+                None,
+                &store::now(),
+            )?;
+            journal.finish()
+        })
+        .await
+        .map_err(|source| ServerError::Store {
+            path: config.db.display().to_string(),
+            source,
+        })?;
+    tokio::spawn(crate::processing::delivery::run(
+        store.clone(),
+        app.webhooks,
+        stopped.clone(),
+    ));
     if let Some(days) = config.audit_retention_days {
         tokio::spawn(crate::processing::retention::run(
             store.clone(),
@@ -272,7 +299,10 @@ pub fn router(
         cache,
     };
     let mut routes = Router::new()
-        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/graphql",
+            get(graphql::get_or_subscribe).post(graphql::post),
+        )
         .route("/healthz", get(healthz))
         .merge(export::router())
         .with_state(state)

@@ -158,10 +158,12 @@ pub enum Activity {
     SetSeatAlertThreshold = 18,
     AddWebhook = 19,
     DeleteWebhook = 20,
+    RaiseAlert = 21,
+    ResolveAlert = 22,
 }
 
 impl Activity {
-    pub const ALL: [Activity; 21] = [
+    pub const ALL: [Activity; 23] = [
         Activity::AddUser,
         Activity::UpdateUser,
         Activity::DeleteUser,
@@ -183,6 +185,8 @@ impl Activity {
         Activity::SetSeatAlertThreshold,
         Activity::AddWebhook,
         Activity::DeleteWebhook,
+        Activity::RaiseAlert,
+        Activity::ResolveAlert,
     ];
 
     pub fn display_name(self) -> &'static str {
@@ -208,6 +212,8 @@ impl Activity {
             Activity::SetSeatAlertThreshold => "Set seat alert threshold",
             Activity::AddWebhook => "Add webhook",
             Activity::DeleteWebhook => "Delete webhook",
+            Activity::RaiseAlert => "Raise alert",
+            Activity::ResolveAlert => "Resolve alert",
         }
     }
 
@@ -232,9 +238,11 @@ impl Activity {
             | Activity::RemoveRedundant => Category::LicenseManagement,
             Activity::StartApplying | Activity::FinishApplying => Category::LicenseProcessing,
             Activity::ReloadRules => Category::Policy,
-            Activity::SetSeatAlertThreshold | Activity::AddWebhook | Activity::DeleteWebhook => {
-                Category::Notifications
-            }
+            Activity::SetSeatAlertThreshold
+            | Activity::AddWebhook
+            | Activity::DeleteWebhook
+            | Activity::RaiseAlert
+            | Activity::ResolveAlert => Category::Notifications,
         }
     }
 
@@ -485,6 +493,8 @@ type StoredChange = (
 /// says how far the row goes), so that a run's history costs a fraction of its writes.
 pub struct Journal<'t> {
     actor: i64,
+    /// The id of the transaction's first event.
+    first: i64,
     correlation: Option<i64>,
     at: String,
     next: i64,
@@ -530,11 +540,13 @@ impl<'t> Journal<'t> {
             Some((_, _, last)) if last.as_str() > now => last.clone(),
             _ => now.to_string(),
         };
+        let next = newest.map_or(1, |(_, last, _)| last + 1);
         Ok(Journal {
             actor,
+            first: next,
             correlation,
             at,
-            next: newest.map_or(1, |(_, last, _)| last + 1),
+            next,
             insert: tx.prepare_cached(
                 "INSERT INTO audit_events (id, last_id, at, category, activity, actor, failed, reason, correlation, group_id, targets)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -551,6 +563,16 @@ impl<'t> Journal<'t> {
             tx,
             counts: HashMap::new(),
         })
+    }
+
+    /// The transaction the events are written in.
+    pub fn tx(&self) -> &'t Transaction<'t> {
+        self.tx
+    }
+
+    /// The time of the transaction's events.
+    pub fn at(&self) -> &str {
+        &self.at
     }
 
     /// The correlation id of the events written so far.
@@ -705,6 +727,17 @@ impl<'t> Journal<'t> {
     /// event was written. The transaction must not commit before.
     pub fn finish(mut self) -> Result<Option<i64>> {
         self.flush()?;
+        // N2: the transaction's changes may have raised or resolved alerts, themselves events.
+        super::alerts::settle(&mut self)?;
+        self.flush()?;
+        if self.next > self.first {
+            let last = self.next - 1;
+            super::webhooks::enqueue_audit(self.tx, self.first, last, &self.at)?;
+            super::events::stage(super::events::Notice::Audit {
+                first: self.first,
+                last,
+            });
+        }
         let mut change = self.tx.prepare_cached(
             "INSERT INTO audit_counts (category, failed, events) VALUES (?1, ?2, ?3)
              ON CONFLICT (category, failed) DO UPDATE SET events = events + excluded.events",
@@ -1135,6 +1168,55 @@ fn walk(
     }
 }
 
+/// The events `first..=last`, oldest first (those pruned are missing).
+pub fn between(conn: &Connection, first: i64, last: i64) -> Result<Vec<EventRow>> {
+    if last < first {
+        return Ok(Vec::new());
+    }
+    let mut out = page(
+        conn,
+        &Filter::default(),
+        Some(last.saturating_add(1)),
+        (last - first + 1) as usize,
+    )?;
+    out.retain(|e| e.id >= first);
+    out.reverse();
+    Ok(out)
+}
+
+impl EventRow {
+    /// The event as GraphQL writes `AuditEvent` with all its fields (webhook bodies).
+    pub fn to_json(&self) -> serde_json::Value {
+        let targets: Vec<serde_json::Value> = self
+            .targets
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "type": t.kind,
+                    "id": t.id,
+                    "displayName": t.name,
+                    "modifiedProperties": t.properties.iter().map(|p| serde_json::json!({
+                        "displayName": p.name,
+                        "oldValue": p.old,
+                        "newValue": p.new,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "activityDateTime": super::graphql_time(&self.at),
+            "category": self.category.name(),
+            "activityDisplayName": self.activity.display_name(),
+            "initiatedBy": { "kind": self.actor.kind.name(), "name": self.actor.name },
+            "targetResources": targets,
+            "result": if self.failed { "FAILURE" } else { "SUCCESS" },
+            "resultReason": self.reason,
+            "correlationId": self.correlation.to_string(),
+        })
+    }
+}
+
 /// Up to `limit` events of the filter older than event `before` (none: from the newest),
 /// newest first.
 pub fn page(
@@ -1249,6 +1331,10 @@ pub fn prune(tx: &Transaction<'_>, cutoff: &str, limit: usize) -> Result<usize> 
         "{ROW} WHERE e.at < ?1 AND e.id < ?2 ORDER BY e.id LIMIT ?3"
     ))?;
     let mut doomed = rows(&mut stmt, params![cutoff, newest, limit as i64])?;
+    // An event a webhook has yet to receive stays, and so does every newer one (N3).
+    if let Some(pending) = super::webhooks::oldest_pending_event(tx)? {
+        doomed.retain(|row| row.last < pending);
+    }
     // Whole rows, up to `limit` events (at least one row).
     let mut events = 0usize;
     let mut keep = 0;

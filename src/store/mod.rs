@@ -5,8 +5,10 @@
 //! queues commit together (P8). A few read-only connections answer queries; in WAL mode they
 //! never wait for the writer.
 
+pub mod alerts;
 pub mod audited;
 pub mod codec;
+pub mod events;
 pub mod export;
 pub mod generate;
 pub mod history;
@@ -19,6 +21,7 @@ pub mod read;
 pub mod redundant;
 mod schema;
 pub mod sets;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +92,8 @@ pub struct Store {
     /// Committed write transactions so far: any answer computed before the last one may be out
     /// of date (the HTTP layer's response cache keys on it).
     generation: Arc<AtomicU64>,
+    /// Told of what each write committed (`events`).
+    hub: Arc<events::Hub>,
 }
 
 const READERS: usize = 4;
@@ -164,7 +169,13 @@ impl Store {
             path: path.to_path_buf(),
             reads: Arc::new(AtomicU64::new(0)),
             generation: Arc::new(AtomicU64::new(0)),
+            hub: Arc::new(events::Hub::default()),
         })
+    }
+
+    /// Where committed changes are announced.
+    pub fn hub(&self) -> &Arc<events::Hub> {
+        &self.hub
     }
 
     /// Changes after every committed write, before its caller hears of it: an answer computed
@@ -191,8 +202,9 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         let generation = self.generation.clone();
+        let hub = self.hub.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(run_write(conn, &generation, f));
+            let _ = tx.send(run_write(conn, &generation, &hub, f));
         });
         self.writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -206,8 +218,9 @@ impl Store {
     {
         let (tx, rx) = mpsc::channel();
         let generation = self.generation.clone();
+        let hub = self.hub.clone();
         let job: Job = Box::new(move |conn| {
-            let _ = tx.send(run_write(conn, &generation, f));
+            let _ = tx.send(run_write(conn, &generation, &hub, f));
         });
         self.writer.send(job).map_err(|_| StoreError::Closed)?;
         rx.recv().map_err(|_| StoreError::Closed)?
@@ -349,17 +362,26 @@ fn configure(conn: &Connection) -> Result<()> {
 fn run_write<R>(
     conn: &mut Connection,
     generation: &AtomicU64,
+    hub: &events::Hub,
     f: impl FnOnce(&Transaction<'_>) -> Result<R>,
 ) -> Result<R> {
     let before = conn.total_changes();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = f(&tx)?;
-    tx.commit()?;
+    // Whatever an earlier transaction staged and did not commit is not this one's.
+    drop(events::take());
+    let committed = (|| -> Result<R> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    })();
+    let staged = events::take();
+    let value = committed?;
     // A transaction that changed no row (the idle worker looks for work every second) leaves
     // every answer current.
     if conn.total_changes() != before {
         generation.fetch_add(1, Ordering::Release);
     }
+    hub.publish(staged);
     Ok(value)
 }
 
@@ -383,6 +405,14 @@ impl ReadPool {
             connections.push(conn);
         }
     }
+}
+
+/// A stored time as GraphQL writes a `DateTime` (chrono's RFC 3339, `+00:00`), for JSON
+/// written outside GraphQL that must read the same (webhook bodies).
+pub fn graphql_time(stored: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(stored)
+        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
+        .unwrap_or_else(|_| stored.to_string())
 }
 
 /// The current time as stored (RFC 3339, UTC, milliseconds).

@@ -11,6 +11,7 @@ use crate::engine::{
 };
 use crate::rules::{Country, ProductId, RuleTable};
 
+use super::alerts::COUNT_VIOLATION;
 use super::codec::{decode_disabled, decode_error, encode_disabled, encode_error};
 use super::history::{AssignmentChange, Shown};
 use super::holders::HolderChanges;
@@ -923,6 +924,8 @@ pub struct Writer<'t> {
     holders: HolderChanges,
     /// Change in users in error per group and code ('' for any code).
     error_counts: HashMap<(i64, &'static str), i64>,
+    /// Change in assignments in COUNT_VIOLATION per product (N1's SEATS_EXHAUSTED).
+    violations: HashMap<String, i64>,
 }
 
 /// One product of a set about to be written: its text borrowed from the rule table and the
@@ -970,6 +973,7 @@ impl<'t> Writer<'t> {
             )?,
             holders: HolderChanges::default(),
             error_counts: HashMap::new(),
+            violations: HashMap::new(),
         })
     }
 
@@ -1066,6 +1070,22 @@ impl<'t> Writer<'t> {
                 self.holders.set(sku, id, is);
             }
         }
+        for (_, rows) in &user.sets {
+            for r in rows
+                .iter()
+                .filter(|r| r.error_code.as_deref() == Some(COUNT_VIOLATION))
+            {
+                *self.violations.entry(r.sku.clone()).or_default() -= 1;
+            }
+        }
+        for (_, products) in &after {
+            for p in products
+                .iter()
+                .filter(|p| p.error_code == Some(COUNT_VIOLATION))
+            {
+                *self.violations.entry(p.sku.to_string()).or_default() += 1;
+            }
+        }
         // Users in error per group and code: the user counts once per group and code, whatever
         // the number of products.
         let mut before_errors: Vec<(i64, &'static str)> = Vec::new();
@@ -1129,6 +1149,15 @@ impl<'t> Writer<'t> {
         for ((group, code), delta) in self.error_counts.drain() {
             if delta != 0 {
                 change.execute(params![group, code, delta])?;
+            }
+        }
+        let mut violations = self.tx.prepare_cached(
+            "INSERT INTO products (sku, seat_violations) VALUES (?1, max(?2, 0))
+             ON CONFLICT (sku) DO UPDATE SET seat_violations = max(seat_violations + ?2, 0)",
+        )?;
+        for (sku, delta) in self.violations.drain() {
+            if delta != 0 {
+                violations.execute(params![sku, delta])?;
             }
         }
         Ok(())

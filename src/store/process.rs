@@ -9,11 +9,13 @@ use crate::rules::RuleTable;
 
 use super::Result;
 use super::audited::license_change;
+use super::events::{self, Notice, Progress};
 use super::history::{Activity, Actor, Category, Event, Journal, Target};
 use super::ops::{
     LoadedUser, Writer, default_usage_location, group_licenses, load_seats, load_users,
     memberships, save_seats,
 };
+use super::webhooks;
 
 /// What one step did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -121,15 +123,49 @@ pub fn step(
         (None, None) => finish(tx, &item, &mut step)?,
     }
     writer.finish()?;
-    journal.finish()?;
     save_seats(tx, table, &mut seats)?;
     if let Some(group) = item.group {
         tx.execute(
             "UPDATE groups SET processed_members = min(processed_members + ?1, members_to_process) WHERE id = ?2",
             params![step.users, group],
         )?;
+        announce_progress(tx, group, &journal)?;
     }
+    // Last: the alerts it settles read the seats and error counts written above.
+    journal.finish()?;
     Ok(Some(step))
+}
+
+/// Tells subscribers of the group's progress (N4), and the webhooks of a run that completed
+/// (N3).
+fn announce_progress(tx: &Transaction<'_>, group: i64, journal: &Journal<'_>) -> Result<()> {
+    let Some(view) = super::read::groups(tx, &[group])?.remove(&group) else {
+        return Ok(());
+    };
+    let progress = Progress {
+        group,
+        state: view.processing_state,
+        processed: view.processed_members,
+        to_process: view.members_to_process,
+        errors: view.error_users,
+    };
+    if progress.state == "COMPLETE" {
+        let data = serde_json::json!({
+            "group": { "id": group.to_string(), "displayName": view.display_name },
+            "licenseProcessingState": progress.state,
+            "processedMembers": progress.processed,
+            "membersToProcess": progress.to_process,
+            "licenseErrorCount": progress.errors,
+        });
+        webhooks::enqueue(
+            tx,
+            webhooks::EventType::GroupProcessingComplete,
+            &data.to_string(),
+            journal.at(),
+        )?;
+    }
+    events::stage(Notice::Progress(progress));
+    Ok(())
 }
 
 /// What a step's parts share: the seat counter and the writer, both written once at the end of

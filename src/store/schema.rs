@@ -13,6 +13,7 @@
 use rusqlite::{Connection, Transaction};
 
 use super::Result;
+use super::alerts::COUNT_VIOLATION;
 use super::holders::HolderChanges;
 use super::sets::{self, ProductRow};
 
@@ -271,7 +272,88 @@ ALTER TABLE work ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
 "#,
         None,
     ),
+    // 9: notices (licensing.md N, `store::alerts`, `store::webhooks`): a product's seat alert
+    // threshold and its assignments in COUNT_VIOLATION (kept by the writer, like
+    // consumed_units); alerts, one standing per subject at most; webhooks and their outbox.
+    (
+        r#"
+ALTER TABLE products ADD COLUMN seat_alert_threshold INTEGER;
+ALTER TABLE products ADD COLUMN seat_violations INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX group_errors_failing ON group_errors (group_id) WHERE error_code = '' AND users > 0;
+-- kind: 0 LOW_SEATS, 1 SEATS_EXHAUSTED (sku), 2 LICENSE_ERRORS (group_id).
+CREATE TABLE alerts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind        INTEGER NOT NULL,
+    sku         TEXT,
+    group_id    INTEGER,
+    raised_at   TEXT NOT NULL,
+    resolved_at TEXT,
+    message     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX alerts_standing_products ON alerts (kind, sku)
+    WHERE resolved_at IS NULL AND kind < 2;
+CREATE UNIQUE INDEX alerts_standing_groups ON alerts (group_id)
+    WHERE resolved_at IS NULL AND kind = 2;
+-- events: a bit per WebhookEventType (`webhooks::EventType`).
+CREATE TABLE webhooks (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    url               TEXT NOT NULL,
+    events            INTEGER NOT NULL,
+    description       TEXT,
+    secret            TEXT NOT NULL,
+    created_at        TEXT NOT NULL,
+    last_event_type   INTEGER,
+    last_attempted_at TEXT,
+    last_status       INTEGER,
+    last_error        TEXT
+);
+-- A delivery, or (first_event) the audit events first_event..=last_event of one
+-- transaction, delivered one by one from next_event on. first_attempt_at: of the delivery
+-- (or event) at the head, for the day of retries.
+CREATE TABLE outbox (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id       INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    event_type       INTEGER NOT NULL,
+    occurred_at      TEXT NOT NULL,
+    data             TEXT,
+    first_event      INTEGER,
+    last_event       INTEGER,
+    next_event       INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    first_attempt_at TEXT,
+    next_attempt_at  TEXT NOT NULL
+);
+CREATE INDEX outbox_by_webhook ON outbox (webhook_id, id);
+"#,
+        Some(count_seat_violations),
+    ),
 ];
+
+/// Migration 9's count of each product's assignments in COUNT_VIOLATION.
+fn count_seat_violations(tx: &Transaction<'_>) -> Result<()> {
+    let mut counts: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    {
+        let mut stmt = tx.prepare(
+            "SELECT s.products FROM assignment_sets s
+              WHERE EXISTS (SELECT 1 FROM assignment_errors e WHERE e.user_id = s.user_id
+                              AND e.group_id = s.group_id AND e.error_code = 'COUNT_VIOLATION')",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let text: String = r.get(0)?;
+            for row in sets::decode(&text)? {
+                if row.error_code.as_deref() == Some(COUNT_VIOLATION) {
+                    *counts.entry(row.sku).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut update = tx.prepare("UPDATE products SET seat_violations = ?1 WHERE sku = ?2")?;
+    for (sku, n) in counts {
+        update.execute(rusqlite::params![n, sku])?;
+    }
+    Ok(())
+}
 
 /// Migration 5's move of each `assignments` row into its user's set for the source, and of
 /// each applied one into the holders' bitmaps; then the old table goes.
