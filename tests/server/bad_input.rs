@@ -1011,6 +1011,109 @@ fn rows(t: &Tenant) -> Vec<Row> {
         json!({}),
         BAD,
     );
+
+    // ---- setSeatAlertThreshold ----------------------------------------------------------------
+    const THRESHOLD: &str = "mutation($s: String!, $t: Int) { setSeatAlertThreshold(skuPartNumber: $s, threshold: $t) { seatAlertThreshold } }";
+    for sku in [
+        "NO_SUCH_SKU".to_string(),
+        String::new(),
+        "enterprisepack".into(),
+        "S".repeat(HUGE),
+    ] {
+        row(
+            "setSeatAlertThreshold",
+            "skuPartNumber",
+            format!("threshold of unknown product {:.20?}", sku),
+            THRESHOLD,
+            json!({ "s": sku, "t": 5 }),
+            BAD,
+        );
+    }
+    for t in [
+        json!(-1),
+        json!(i64::from(i32::MIN)),
+        json!(1_000_000_001),
+        json!("five"),
+        json!(2.5),
+    ] {
+        row(
+            "setSeatAlertThreshold",
+            "threshold",
+            format!("threshold {t}"),
+            THRESHOLD,
+            json!({ "s": E3, "t": t }),
+            BAD,
+        );
+    }
+
+    // ---- createWebhook ------------------------------------------------------------------------
+    const WEBHOOK: &str = "mutation($u: String!, $e: [WebhookEventType!]!, $d: String) { createWebhook(url: $u, events: $e, description: $d) { secret } }";
+    for url in [
+        "http://example.com/hook".to_string(),
+        "https://127.0.0.1/hook".into(),
+        "https://10.0.0.1/hook".into(),
+        "not a url".into(),
+        String::new(),
+        format!("https://example.com/{}", "a".repeat(3000)),
+    ] {
+        row(
+            "createWebhook",
+            "url",
+            format!("webhook URL {:.30?}", url),
+            WEBHOOK,
+            json!({ "u": url, "e": ["AUDIT_EVENT"] }),
+            BAD,
+        );
+    }
+    for events in [
+        json!([]),
+        json!(["NO_SUCH_TYPE"]),
+        json!("AUDIT_EVENT, ALERT_RAISED"),
+    ] {
+        row(
+            "createWebhook",
+            "events",
+            format!("webhook events {events}"),
+            WEBHOOK,
+            json!({ "u": "https://93.184.215.14/hook", "e": events }),
+            BAD,
+        );
+    }
+    for (what, name) in bad_names()
+        .into_iter()
+        .filter(|(w, _)| !w.contains("empty") && !w.contains("blank"))
+    {
+        row(
+            "createWebhook",
+            "description",
+            format!("webhook description {what}"),
+            WEBHOOK,
+            json!({ "u": "https://93.184.215.14/hook", "e": ["AUDIT_EVENT"], "d": name }),
+            BAD,
+        );
+    }
+
+    // ---- deleteWebhook ------------------------------------------------------------------------
+    const DELETE_WEBHOOK: &str = "mutation($id: ID!) { deleteWebhook(id: $id) }";
+    row(
+        "deleteWebhook",
+        "id",
+        "a webhook that does not exist".into(),
+        DELETE_WEBHOOK,
+        json!({ "id": missing }),
+        NF,
+    );
+    for id in ["0", "-1", "x", "", "1.5"] {
+        row(
+            "deleteWebhook",
+            "id",
+            format!("webhook id {id:?}"),
+            DELETE_WEBHOOK,
+            json!({ "id": id }),
+            BAD,
+        );
+    }
+
     rows
 }
 

@@ -420,6 +420,76 @@ fn every_mutation_leaves_the_events_h2_names_with_its_changes() {
     assert_eq!(rules[0].0, "products");
     assert_eq!(rules[0].1, rules[0].2, "the same rules: {rules:?}");
 
+    const NT: &str = "NOTIFICATIONS";
+    played.push("setSeatAlertThreshold");
+    let e = step(
+        &s,
+        "setSeatAlertThreshold",
+        || {
+            s.ok(
+                r#"mutation { setSeatAlertThreshold(skuPartNumber: "EMS", threshold: 1000) { seatAlertThreshold } }"#,
+                json!({}),
+            );
+        },
+        // EMS has 5 seats: at most 5 available, below 1,000 (N1, N2).
+        &[
+            ("Set seat alert threshold", NT, "LOCAL"),
+            ("Raise alert", NT, "LOCAL"),
+        ],
+    );
+    assert_eq!(
+        properties(target(&e[0], "Product")),
+        vec![prop("seatAlertThreshold", None, Some("1000"))]
+    );
+    let raised = properties(target(&e[1], "Product"));
+    assert_eq!(raised[0].0, "LOW_SEATS");
+    assert!(
+        raised[0].1.is_null() && raised[0].2.is_string(),
+        "{raised:?}"
+    );
+
+    played.push("createWebhook");
+    let mut webhook = String::new();
+    let e = step(
+        &s,
+        "createWebhook",
+        || {
+            webhook = str_of(
+                &s.ok(
+                    r#"mutation { createWebhook(url: "https://93.184.215.14/hook", events: [ALERT_RAISED]) { webhook { id } } }"#,
+                    json!({}),
+                )["createWebhook"]["webhook"]["id"],
+            );
+        },
+        &[("Add webhook", NT, "LOCAL")],
+    );
+    let hook = target(&e[0], "Webhook");
+    assert_eq!(hook["id"], webhook.as_str());
+    assert_eq!(
+        properties(hook),
+        vec![
+            prop("url", None, Some("https://93.184.215.14/hook")),
+            prop("events", None, Some("ALERT_RAISED")),
+        ]
+    );
+
+    played.push("deleteWebhook");
+    let e = step(
+        &s,
+        "deleteWebhook",
+        || {
+            s.ok(
+                "mutation($id: ID!) { deleteWebhook(id: $id) }",
+                json!({ "id": webhook }),
+            );
+        },
+        &[("Delete webhook", NT, "LOCAL")],
+    );
+    assert_eq!(
+        properties(target(&e[0], "Webhook")),
+        vec![prop("url", Some("https://93.184.215.14/hook"), None)]
+    );
+
     // The guard: every mutation of the schema has its step.
     let schema = s.ok(
         "{ __schema { mutationType { fields { name } } } }",
