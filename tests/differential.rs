@@ -1270,8 +1270,22 @@ fn check_events(server: &Server, op: &Op, answer: &Answer, after: u64) -> Result
         .filter(|e| id_of(&e["id"]) > after)
         .collect();
     events.reverse();
+    // N2: alerts the step raised or resolved are events of their own, whoever's change caused
+    // them; whether the right ones stand is `check_alerts`' work.
+    let alert_activity = |e: &Value| {
+        e["category"] == "NOTIFICATIONS"
+            && (e["activityDisplayName"] == "Raise alert"
+                || e["activityDisplayName"] == "Resolve alert")
+    };
+    if let Some(e) = events
+        .iter()
+        .find(|e| alert_activity(e) && e["result"] != "SUCCESS")
+    {
+        return Err(format!("an alert event that failed: {e}"));
+    }
     let (own, processing): (Vec<&Value>, Vec<&Value>) = events
         .iter()
+        .filter(|e| !alert_activity(e))
         .partition(|e| e["initiatedBy"]["kind"] == "LOCAL");
     let activity = activity_of(op);
     if let Some(e) = own.iter().find(|e| e["activityDisplayName"] != activity) {
@@ -1322,6 +1336,57 @@ fn check_events(server: &Server, op: &Op, answer: &Answer, after: u64) -> Result
             || !system.contains(&text(&e["activityDisplayName"]).as_str())
     }) {
         return Err(format!("not an event of processing: {e}"));
+    }
+    Ok(())
+}
+
+/// N1: the alerts that stand are those the model's state calls for (no thresholds are set
+/// here, so no LOW_SEATS): SEATS_EXHAUSTED per product with an assignment in
+/// COUNT_VIOLATION, LICENSE_ERRORS per group with a member in error; and N2: one standing per
+/// subject, each resolved alert resolved after it was raised.
+fn check_alerts(server: &Server, model: &Model) -> Result<(), String> {
+    let mut want: BTreeSet<(String, String)> = BTreeSet::new();
+    for user in model.users.values() {
+        for a in &user.assignments {
+            let Some(error) = &a.error else { continue };
+            if error.code() == "COUNT_VIOLATION" {
+                want.insert(("SEATS_EXHAUSTED".into(), a.product.to_string()));
+            }
+            if let model::Source::Group(g) = a.source {
+                want.insert(("LICENSE_ERRORS".into(), format!("group {g}")));
+            }
+        }
+    }
+    let page = server.ok(
+        "{ alerts(first: 1000) { edges { node { kind raisedDateTime resolvedDateTime product { skuPartNumber } group { id } } } } }",
+        json!({}),
+    );
+    let mut standing: Vec<(String, String)> = Vec::new();
+    for e in page["alerts"]["edges"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let a = &e["node"];
+        let subject = if a["product"].is_null() {
+            format!("group {}", text(&a["group"]["id"]))
+        } else {
+            text(&a["product"]["skuPartNumber"])
+        };
+        if a["resolvedDateTime"].is_null() {
+            standing.push((text(&a["kind"]), subject));
+        } else if text(&a["resolvedDateTime"]) < text(&a["raisedDateTime"]) {
+            return Err(format!("an alert resolved before it was raised: {a}"));
+        }
+    }
+    let got: BTreeSet<(String, String)> = standing.iter().cloned().collect();
+    if got.len() != standing.len() {
+        return Err(format!("an alert stands twice: {standing:?}"));
+    }
+    if got != want {
+        return Err(format!(
+            "standing alerts {got:?}, the model's state calls for {want:?}"
+        ));
     }
     Ok(())
 }
@@ -1395,6 +1460,9 @@ fn run_steps(steps: &[Step<'_>], tally: &Tally) -> Result<Model, TestCaseError> 
         // H1–H5: the step's own events, and the whole history against the rows.
         let mut problems = Vec::new();
         if let Err(problem) = check_events(&server, &op, &answer, events_before) {
+            problems.push(problem);
+        }
+        if let Err(problem) = check_alerts(&server, &model) {
             problems.push(problem);
         }
         let conn = rusqlite::Connection::open_with_flags(
