@@ -36,6 +36,11 @@ impl Server {
 
     /// [`Server::start`] of another build of the server (an A/B against an earlier commit).
     pub fn start_binary(bin: &Path, db: &Path) -> Server {
+        Server::start_binary_with(bin, db, &[])
+    }
+
+    /// [`Server::start_binary`] with more arguments.
+    pub fn start_binary_with(bin: &Path, db: &Path, extra: &[&str]) -> Server {
         let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let mut child = Command::new(bin)
             .args(["serve", "--db"])
@@ -43,6 +48,7 @@ impl Server {
             .arg("--rules")
             .arg(rules)
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()
