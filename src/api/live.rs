@@ -94,10 +94,18 @@ impl Follow {
             if let Some(done) = self.completed() {
                 return Some(done);
             }
-            // Progress waits out the throttle; a run's end found meanwhile goes first.
-            let wait = THROTTLE.saturating_sub(self.last_sent.elapsed());
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+            // Progress waits out the throttle; a run's end that comes meanwhile goes at once.
+            let deadline = tokio::time::Instant::from_std(self.last_sent + THROTTLE);
+            while tokio::time::Instant::now() < deadline {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    changed = self.rx.changed() => {
+                        changed.ok()?;
+                        if let Some(done) = self.completed() {
+                            return Some(done);
+                        }
+                    }
+                }
             }
             if let Some(done) = self.completed() {
                 return Some(done);
@@ -317,5 +325,72 @@ impl async_graphql::Executor for SubscriptionsOnly {
         }
         // A document that does not parse or validate is answered by the schema's own errors.
         async_graphql::Executor::execute_stream(&self.0, request, session_data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(state: &'static str, processed: i64) -> Progress {
+        Progress {
+            group: 1,
+            state,
+            processed,
+            to_process: 10,
+            errors: 0,
+        }
+    }
+
+    /// N4: a run's final state is not held back by the throttle of the progress before it.
+    #[tokio::test]
+    async fn a_runs_end_goes_at_once_even_inside_the_throttle() {
+        let (tx, rx) = watch::channel(GroupWatch::default());
+        let mut follow = Follow {
+            rx,
+            seen: 0,
+            first: Some(progress("COMPLETE", 0)),
+            last_sent: Instant::now(),
+        };
+        assert_eq!(follow.next().await.map(|p| p.state), Some("COMPLETE"));
+        tx.send_modify(|w| w.latest = Some(progress("IN_PROGRESS", 5)));
+        let ending = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            tx.send_modify(|w| {
+                let done = progress("COMPLETE", 10);
+                w.completed += 1;
+                w.last_complete = Some(done.clone());
+                w.latest = Some(done);
+            });
+            tx
+        });
+        let started = Instant::now();
+        let got = follow.next().await.expect("an update");
+        let waited = started.elapsed();
+        assert_eq!((got.state, got.processed), ("COMPLETE", 10));
+        assert!(
+            waited < THROTTLE - Duration::from_millis(50),
+            "the end waited {waited:?} for the throttle"
+        );
+        let _tx = ending.await;
+    }
+
+    /// N4: progress comes at most once per throttle, and the latest of what came meanwhile.
+    #[tokio::test]
+    async fn progress_is_throttled_to_the_latest() {
+        let (tx, rx) = watch::channel(GroupWatch::default());
+        let mut follow = Follow {
+            rx,
+            seen: 0,
+            first: None,
+            last_sent: Instant::now(),
+        };
+        let started = Instant::now();
+        for n in 1..=5 {
+            tx.send_modify(|w| w.latest = Some(progress("IN_PROGRESS", n)));
+        }
+        let got = follow.next().await.expect("an update");
+        assert_eq!(got.processed, 5);
+        assert!(started.elapsed() >= THROTTLE - Duration::from_millis(10));
     }
 }
