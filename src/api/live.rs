@@ -20,7 +20,7 @@ use async_graphql::futures_util::stream::{self, Stream, StreamExt};
 use async_graphql::{Context, ID, Result, Subscription as SubscriptionType};
 use tokio::sync::{broadcast, watch};
 
-use crate::store::events::{GroupWatch, Progress};
+use crate::store::events::{GroupFeed, Progress};
 use crate::store::{history, read};
 
 use super::history::{AuditCategory, AuditEvent};
@@ -75,9 +75,10 @@ fn liveness(ctx: &Context<'_>) -> Option<Liveness> {
     ctx.data_opt::<Liveness>().cloned()
 }
 
-/// Follows one group's watch.
+/// Follows one group's feed.
 struct Follow {
-    rx: watch::Receiver<GroupWatch>,
+    feed: GroupFeed,
+    /// Runs whose end was sent (or that ended before the subscription).
     seen: u64,
     first: Option<Progress>,
     last_sent: Instant,
@@ -90,28 +91,27 @@ impl Follow {
             return Some(first);
         }
         loop {
-            self.rx.changed().await.ok()?;
+            tokio::select! {
+                changed = self.feed.progress.changed() => changed.ok()?,
+                changed = self.feed.done.changed() => changed.ok()?,
+            }
             if let Some(done) = self.completed() {
                 return Some(done);
             }
             // Progress waits out the throttle; a run's end that comes meanwhile goes at once.
             let deadline = tokio::time::Instant::from_std(self.last_sent + THROTTLE);
-            while tokio::time::Instant::now() < deadline {
+            if tokio::time::Instant::now() < deadline {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(deadline) => break,
-                    changed = self.rx.changed() => {
-                        changed.ok()?;
-                        if let Some(done) = self.completed() {
-                            return Some(done);
-                        }
-                    }
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    changed = self.feed.done.changed() => changed.ok()?,
+                }
+                if let Some(done) = self.completed() {
+                    return Some(done);
                 }
             }
-            if let Some(done) = self.completed() {
-                return Some(done);
-            }
-            let latest = self.rx.borrow_and_update().latest.clone();
-            if let Some(p) = latest {
+            let latest = self.feed.progress.borrow_and_update().clone();
+            // A COMPLETE here is one `completed` has sent already.
+            if let Some(p) = latest.filter(|p| p.state != "COMPLETE") {
                 self.last_sent = Instant::now();
                 return Some(p);
             }
@@ -120,13 +120,14 @@ impl Follow {
 
     /// The final state of a run that completed since the last one sent, if any.
     fn completed(&mut self) -> Option<Progress> {
-        let w = self.rx.borrow_and_update();
-        if w.completed == self.seen {
-            return None;
-        }
-        self.seen = w.completed;
-        let done = w.last_complete.clone();
-        drop(w);
+        let done = {
+            let d = self.feed.done.borrow_and_update();
+            if d.runs == self.seen {
+                return None;
+            }
+            self.seen = d.runs;
+            d.last.clone()
+        };
         if done.is_some() {
             self.last_sent = Instant::now();
         }
@@ -151,8 +152,8 @@ impl Subscription {
         let group = parse_id(&group_id, "group")?;
         let state = ctx.data::<AppState>()?;
         // Watched before the state is read, so that nothing falls between the two.
-        let rx = state.store.hub().watch_group(group);
-        let seen = rx.borrow().completed;
+        let feed = state.store.hub().watch_group(group);
+        let seen = feed.done.borrow().runs;
         let view = state
             .store
             .read(move |c| read::groups(c, &[group]))
@@ -161,7 +162,7 @@ impl Subscription {
             .remove(&group)
             .ok_or_else(|| api_error(read::not_found("group", group)))?;
         let follow = Follow {
-            rx,
+            feed,
             seen,
             first: Some(Progress {
                 group,
@@ -331,6 +332,7 @@ impl async_graphql::Executor for SubscriptionsOnly {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::events::Done;
 
     fn progress(state: &'static str, processed: i64) -> Progress {
         Progress {
@@ -345,24 +347,28 @@ mod tests {
     /// N4: a run's final state is not held back by the throttle of the progress before it.
     #[tokio::test]
     async fn a_runs_end_goes_at_once_even_inside_the_throttle() {
-        let (tx, rx) = watch::channel(GroupWatch::default());
+        let (tx, updates) = watch::channel(None);
+        let (done, done_rx) = watch::channel(Done::default());
         let mut follow = Follow {
-            rx,
+            feed: GroupFeed {
+                progress: updates,
+                done: done_rx,
+            },
             seen: 0,
             first: Some(progress("COMPLETE", 0)),
             last_sent: Instant::now(),
         };
         assert_eq!(follow.next().await.map(|p| p.state), Some("COMPLETE"));
-        tx.send_modify(|w| w.latest = Some(progress("IN_PROGRESS", 5)));
+        tx.send_replace(Some(progress("IN_PROGRESS", 5)));
         let ending = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(30)).await;
-            tx.send_modify(|w| {
-                let done = progress("COMPLETE", 10);
-                w.completed += 1;
-                w.last_complete = Some(done.clone());
-                w.latest = Some(done);
+            let end = progress("COMPLETE", 10);
+            done.send_modify(|d| {
+                d.runs += 1;
+                d.last = Some(end.clone());
             });
-            tx
+            tx.send_replace(Some(end));
+            (tx, done)
         });
         let started = Instant::now();
         let got = follow.next().await.expect("an update");
@@ -378,16 +384,20 @@ mod tests {
     /// N4: progress comes at most once per throttle, and the latest of what came meanwhile.
     #[tokio::test]
     async fn progress_is_throttled_to_the_latest() {
-        let (tx, rx) = watch::channel(GroupWatch::default());
+        let (tx, updates) = watch::channel(None);
+        let (_done, done_rx) = watch::channel(Done::default());
         let mut follow = Follow {
-            rx,
+            feed: GroupFeed {
+                progress: updates,
+                done: done_rx,
+            },
             seen: 0,
             first: None,
             last_sent: Instant::now(),
         };
         let started = Instant::now();
         for n in 1..=5 {
-            tx.send_modify(|w| w.latest = Some(progress("IN_PROGRESS", n)));
+            tx.send_replace(Some(progress("IN_PROGRESS", n)));
         }
         let got = follow.next().await.expect("an update");
         assert_eq!(got.processed, 5);

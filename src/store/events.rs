@@ -30,14 +30,20 @@ pub struct Progress {
     pub errors: i64,
 }
 
-/// The latest progress of one group, with the last run that completed: a listener that slept
-/// through the end of a run (and the start of the next) still hears of its `COMPLETE`.
+/// The runs of one group that completed since the server started, and the last one's final
+/// state: a listener that slept through the end of a run (and the start of the next) still
+/// hears of its `COMPLETE`. Apart from the progress, so that waiting for it wakes a listener
+/// once a run, not once a step.
 #[derive(Clone, Debug, Default)]
-pub struct GroupWatch {
-    pub latest: Option<Progress>,
-    /// Runs completed since the server started, and the last one's final state.
-    pub completed: u64,
-    pub last_complete: Option<Progress>,
+pub struct Done {
+    pub runs: u64,
+    pub last: Option<Progress>,
+}
+
+/// What a listener of one group receives.
+pub struct GroupFeed {
+    pub progress: watch::Receiver<Option<Progress>>,
+    pub done: watch::Receiver<Done>,
 }
 
 /// Something a committed transaction changed.
@@ -59,9 +65,12 @@ const ALERT_BUFFER: usize = 256;
 /// Batches of audit ids waiting for the audit subscribers' reader.
 const AUDIT_BUFFER: usize = 1024;
 
+/// The senders of one group's [`GroupFeed`].
+type Feeds = (watch::Sender<Option<Progress>>, watch::Sender<Done>);
+
 /// The process's listeners.
 pub struct Hub {
-    groups: Mutex<HashMap<i64, watch::Sender<GroupWatch>>>,
+    groups: Mutex<HashMap<i64, Feeds>>,
     alerts: broadcast::Sender<AlertRow>,
     audit: broadcast::Sender<(i64, i64)>,
     outbox: Notify,
@@ -100,33 +109,37 @@ impl Hub {
         let Ok(mut groups) = self.groups.lock() else {
             return;
         };
-        let Some(sender) = groups.get(&p.group) else {
+        let Some((progress, done)) = groups.get(&p.group) else {
             return;
         };
-        if sender.receiver_count() == 0 {
+        if progress.receiver_count() == 0 {
             // The last subscriber of the group left.
             groups.remove(&p.group);
             return;
         }
-        sender.send_modify(|w| {
-            if p.state == "COMPLETE" {
-                w.completed += 1;
-                w.last_complete = Some(p.clone());
-            }
-            w.latest = Some(p);
-        });
+        // The end first: a listener that sees the progress of the end finds its run counted.
+        if p.state == "COMPLETE" {
+            done.send_modify(|d| {
+                d.runs += 1;
+                d.last = Some(p.clone());
+            });
+        }
+        progress.send_replace(Some(p));
     }
 
     /// Follows one group's progress from now on.
-    pub fn watch_group(&self, group: i64) -> watch::Receiver<GroupWatch> {
+    pub fn watch_group(&self, group: i64) -> GroupFeed {
         let mut groups = match self.groups.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        groups
+        let (progress, done) = groups
             .entry(group)
-            .or_insert_with(|| watch::channel(GroupWatch::default()).0)
-            .subscribe()
+            .or_insert_with(|| (watch::channel(None).0, watch::channel(Done::default()).0));
+        GroupFeed {
+            progress: progress.subscribe(),
+            done: done.subscribe(),
+        }
     }
 
     pub fn alerts(&self) -> broadcast::Receiver<AlertRow> {
