@@ -211,6 +211,8 @@ struct Receiver {
     addr: SocketAddr,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<std::sync::atomic::AtomicU16>,
+    /// Milliseconds the receiver waits before it answers.
+    delay: Arc<std::sync::atomic::AtomicU64>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -223,21 +225,24 @@ impl Receiver {
             .expect("runtime");
         let got: Arc<Mutex<Vec<Received>>> = Arc::default();
         let status = Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let delay = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (g, st) = (got.clone(), status.clone());
+        let (g, st, d) = (got.clone(), status.clone(), delay.clone());
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
-                let (g, st) = (g.clone(), st.clone());
+                let (g, st, d) = (g.clone(), st.clone(), d.clone());
                 async move {
                     let headers = headers
                         .iter()
                         .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))
                         .collect();
                     g.lock().expect("lock").push(Received { headers, body });
+                    let wait = d.load(std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                     let code = st.load(std::sync::atomic::Ordering::SeqCst);
                     (
                         axum::http::StatusCode::from_u16(code).expect("status"),
@@ -253,6 +258,7 @@ impl Receiver {
             addr,
             got,
             status,
+            delay,
             _runtime: runtime,
         }
     }
@@ -263,6 +269,10 @@ impl Receiver {
 
     fn set_status(&self, code: u16) {
         self.status.store(code, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn set_delay(&self, ms: u64) {
+        self.delay.store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn received(&self) -> Vec<Received> {
@@ -279,8 +289,9 @@ impl Receiver {
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "the receiver did not get {what}: {} requests",
-                got.len()
+                "the receiver did not get {what}: {} requests: {:?}",
+                got.len(),
+                audit_ids(&got)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -514,6 +525,67 @@ fn n3_webhooks_are_signed_ordered_retried_and_survive_a_restart() {
     assert_eq!(
         s.ok("{ webhooks { id } }", json!({}))["webhooks"],
         json!([])
+    );
+}
+
+#[test]
+fn n3_a_slow_receiver_holds_up_neither_processing_nor_another_webhook() {
+    let slow = Receiver::start();
+    let quick = Receiver::start();
+    // Slower than an attempt may take (10 s): every attempt to it times out.
+    slow.set_delay(12_000);
+    let dir = tempfile::TempDir::new().expect("dir");
+    let s = Server::start_with(
+        &dir.path().join("s.db"),
+        &crate::harness::scenario_rules(),
+        &["--webhook-allow-private"],
+    );
+    let (slow_id, _) = create_webhook(&s, &slow.url(), json!(["AUDIT_EVENT"]));
+    create_webhook(&s, &quick.url(), json!(["AUDIT_EVENT"]));
+    let started = Instant::now();
+    let group = s.create_group("Sales");
+    let users: Vec<String> = (0..20)
+        .map(|i| s.create_user(&format!("s{i}@contoso.com"), Some("US")))
+        .collect();
+    let ids: Vec<&str> = users.iter().map(String::as_str).collect();
+    s.set_prepaid(E3, 100);
+    s.add_members(&group, &ids);
+    s.assign_group(&group, json!([license(E3, &[])]), &[]);
+    s.wait_complete(&group);
+    let processed = started.elapsed();
+    let all = all_event_ids(&s);
+    // The first, the slow webhook's creation, was written before the quick one existed.
+    let expected = all[1..].to_vec();
+    let got = quick.wait_for("every event at the quick receiver", |got| {
+        audit_ids(got).len() >= expected.len()
+    });
+    let delivered = started.elapsed();
+    assert_eq!(audit_ids(&got), expected);
+    // The slow receiver has had one attempt at most meanwhile (its first is still waiting).
+    assert!(
+        slow.received().len() <= 1,
+        "{} {:?} after {:?}",
+        slow.received().len(),
+        audit_ids(&slow.received()),
+        started.elapsed()
+    );
+    assert!(
+        processed < Duration::from_secs(8) && delivered < Duration::from_secs(8),
+        "processing took {processed:?} and the quick webhook's deliveries {delivered:?}, beside a receiver that never answers in time"
+    );
+    let pending = s.ok("{ webhooks { id pendingDeliveries } }", json!({}))["webhooks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let slow_pending = pending
+        .iter()
+        .find(|w| w["id"] == slow_id.as_str())
+        .map(|w| int(&w["pendingDeliveries"]))
+        .unwrap_or(0);
+    assert_eq!(
+        slow_pending,
+        all.len() as i64,
+        "nothing lost for the slow one"
     );
 }
 
