@@ -7,6 +7,8 @@
 //! | `every_view_shows_the_tenant_and_passes_axe` | `views`: each view's rows and numbers, filters in the address, reload and back, axe-core's WCAG 2 A/AA rules, 1024 px | |
 //! | `actions_answer_where_they_were_taken_and_lists_page` | `edit`: members, products, plans, seats, a group's Reprocess, a usage location, proxy addresses, a direct license, a refused then a good rules reload, each with its answer; paging a group of 120 | what each action changed |
 //! | `the_token_form_and_a_readers_view` | `tokens`: the form, the server's messages, a reader without edit controls, sessionStorage only | |
+//! | `alerts_thresholds_and_webhooks` | `notices`: the Overview's alerts (a group short of Office 365 E1 seats, made here), a seat alert threshold refused, set and cleared, a webhook refused then created to the scenario's receiver (the secret shown once and checked against the deliveries' signature), the last delivery, a reader's views, the webhook deleted | no webhook left, the threshold cleared, its LOW_SEATS alert resolved |
+//! | `progress_moves_over_the_subscription` | `live`: on a generated tenant, alerts and a group's run followed over the WebSocket with no polling, the socket closed on leaving, polling when the socket is refused | the runs completed |
 //! | `the_history_lists_filters_pages_and_exports` | `history`: Activity after mutations made here (a named admin token's, a refused one, processing), paging, filters kept in the address, the CSV exports downloaded with the token (the history's, a group's users in error, a product's holders) and a refused one, a user's and a group's history, a reader's Activity and export | the exports' rows against the API's counts |
 //!
 //! Every scenario fails on a request to any host but the server's (they are aborted, so
@@ -68,6 +70,18 @@ fn scenario(base: &str, name: &str, env: &[(&str, &str)]) -> String {
     stdout
 }
 
+/// Fails unless the scenario's output says axe-core checked each of `views` and found nothing.
+fn axe_checked(stdout: &str, views: &[&str]) {
+    for view in views {
+        assert!(
+            stdout.contains(&format!(
+                "OK: axe-core: no WCAG 2 A/AA violation on {view} ("
+            )),
+            "axe-core did not check {view}:\n{stdout}"
+        );
+    }
+}
+
 fn prepare() -> std::sync::MutexGuard<'static, ()> {
     node_tools::require_chromium();
     node_tools::install();
@@ -90,11 +104,23 @@ fn graphql(base: &str, token: Option<&str>, query: &str, variables: Value) -> Va
 
 /// A new group `name` of `n` new users (`name-001@contoso.com`, …, in that order); its id.
 fn group_of_new_users(base: &str, token: Option<&str>, name: &str, n: usize) -> String {
+    group_of_new_users_in(base, token, name, n, None)
+}
+
+/// The same, the users with `usage_location` of their own (none: the directory's default).
+fn group_of_new_users_in(
+    base: &str,
+    token: Option<&str>,
+    name: &str,
+    n: usize,
+    usage_location: Option<&str>,
+) -> String {
     let prefix = name.to_lowercase();
+    let location = usage_location.map_or(String::new(), |l| format!(", usageLocation: \"{l}\""));
     let creates: Vec<String> = (1..=n)
         .map(|i| {
             format!(
-                r#"u{i}: createUser(input: {{ userPrincipalName: "{prefix}-{i:03}@contoso.com", displayName: "{name} {i:03}" }}) {{ id }}"#
+                r#"u{i}: createUser(input: {{ userPrincipalName: "{prefix}-{i:03}@contoso.com", displayName: "{name} {i:03}"{location} }}) {{ id }}"#
             )
         })
         .collect();
@@ -212,30 +238,29 @@ fn every_view_shows_the_tenant_and_passes_axe() {
         "{disabled}"
     );
     let stdout = scenario(&server.base, "views", &[]);
+    axe_checked(
+        &stdout,
+        &[
+            "the overview",
+            "the groups list",
+            "a group, users in error",
+            "a group, members",
+            "a group, licenses",
+            "the users list",
+            "a user",
+            "the products list",
+            "the whole catalog",
+            "a product",
+            "the rules",
+            "the activity",
+            "a group, history",
+            "the settings",
+            "a missing group",
+        ],
+    );
     for view in [
-        "the overview",
-        "the groups list",
-        "a group, users in error",
-        "a group, members",
-        "a group, licenses",
-        "the users list",
-        "a user",
-        "the products list",
-        "the whole catalog",
-        "a product",
-        "the rules",
-        "the activity",
-        "a group, history",
-        "a missing group",
+        "overview", "groups", "group", "user", "product", "activity", "settings",
     ] {
-        assert!(
-            stdout.contains(&format!(
-                "OK: axe-core: no WCAG 2 A/AA violation on {view} ("
-            )),
-            "axe-core did not check {view}:\n{stdout}"
-        );
-    }
-    for view in ["overview", "groups", "group", "user", "product", "activity"] {
         assert!(
             stdout.contains(&format!("OK: {view} fits 1024 px wide")),
             "{view} at 1024 px:\n{stdout}"
@@ -462,21 +487,17 @@ fn the_history_lists_filters_pages_and_exports() {
             ("CONSOLE_HISTORY_GROUP", &group),
         ],
     );
-    for view in [
-        "the activity, filtered",
-        "the activity, empty",
-        "the activity, refused",
-        "a user's history",
-        "a group, history",
-        "the activity, for a reader",
-    ] {
-        assert!(
-            stdout.contains(&format!(
-                "OK: axe-core: no WCAG 2 A/AA violation on {view} ("
-            )),
-            "axe-core did not check {view}:\n{stdout}"
-        );
-    }
+    axe_checked(
+        &stdout,
+        &[
+            "the activity, filtered",
+            "the activity, empty",
+            "the activity, refused",
+            "a user's history",
+            "a group, history",
+            "the activity, for a reader",
+        ],
+    );
     // Reading the history and exporting it changed nothing: no event was added meanwhile.
     let after = graphql(
         base,
@@ -485,4 +506,163 @@ fn the_history_lists_filters_pages_and_exports() {
         json!({}),
     );
     assert_eq!(after["auditEvents"]["totalCount"], before, "{after}");
+}
+
+#[test]
+fn alerts_thresholds_and_webhooks() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The scenario's webhook receiver is on 127.0.0.1, over http.
+    let server = node_tools::start_demo_server(
+        &dir.path().join("demo.db"),
+        &["--webhook-allow-private"],
+        &[
+            ("GROUP_LICENSING_READER_TOKENS", READER),
+            ("GROUP_LICENSING_ADMIN_TOKENS", ADMIN),
+        ],
+    );
+    let base = &server.base;
+    // Office 365 E1 with one seat left, given to a new group of three users with a usage
+    // location of their own (the demo's default, CN, bars one of its plans): two wait for a
+    // seat, so SEATS_EXHAUSTED stands for the product and LICENSE_ERRORS for the group.
+    let used = graphql(
+        base,
+        Some(ADMIN),
+        r#"{ product(skuPartNumber: "STANDARDPACK") { consumedUnits } }"#,
+        json!({}),
+    )["product"]["consumedUnits"]
+        .as_i64()
+        .expect("a count");
+    graphql(
+        base,
+        Some(ADMIN),
+        "mutation ($units: Int!) { setPrepaidUnits(skuPartNumber: \"STANDARDPACK\", units: $units) { availableUnits } }",
+        json!({ "units": used + 1 }),
+    );
+    let group = group_of_new_users_in(base, Some(ADMIN), "Analysts", 3, Some("US"));
+    graphql(
+        base,
+        Some(ADMIN),
+        "mutation ($g: ID!) { assignGroupLicense(groupId: $g, addLicenses: [{ skuPartNumber: \"STANDARDPACK\", disabledPlans: [] }], removeLicenses: []) { id } }",
+        json!({ "g": group }),
+    );
+    processed(base, ADMIN);
+    let errors = graphql(
+        base,
+        Some(ADMIN),
+        "query ($g: ID!) { group(id: $g) { licenseErrorCounts { error count } } }",
+        json!({ "g": group }),
+    );
+    assert_eq!(
+        errors["group"]["licenseErrorCounts"],
+        json!([{ "error": "COUNT_VIOLATION", "count": 2 }]),
+        "{errors}"
+    );
+
+    let stdout = scenario(
+        base,
+        "notices",
+        &[
+            ("CONSOLE_ADMIN_TOKEN", ADMIN),
+            ("CONSOLE_READER_TOKEN", READER),
+            ("CONSOLE_ALERT_GROUP", &group),
+        ],
+    );
+    axe_checked(
+        &stdout,
+        &[
+            "the overview, with alerts",
+            "the secret dialog",
+            "a product with a seat alert",
+            "the settings, for a reader",
+        ],
+    );
+
+    let after = graphql(
+        base,
+        Some(READER),
+        r#"{
+          webhooks { id }
+          product(skuPartNumber: "WORKPLACE_ANALYTICS") { seatAlertThreshold }
+          resolved: alerts(active: false, first: 100) { edges { node { kind product { skuPartNumber } } } }
+          standing: alerts(active: true, first: 100) { edges { node { kind product { skuPartNumber } } } }
+        }"#,
+        json!({}),
+    );
+    assert_eq!(
+        after["webhooks"],
+        json!([]),
+        "the webhook was deleted: {after}"
+    );
+    assert_eq!(
+        after["product"]["seatAlertThreshold"],
+        Value::Null,
+        "the threshold was cleared: {after}"
+    );
+    let low = json!({ "node": { "kind": "LOW_SEATS", "product": { "skuPartNumber": "WORKPLACE_ANALYTICS" } } });
+    let listed = |key: &str| {
+        after[key]["edges"]
+            .as_array()
+            .expect("alerts")
+            .contains(&low)
+    };
+    assert!(
+        listed("resolved") && !listed("standing"),
+        "the LOW_SEATS alert set in the console was resolved when it was cleared: {after}"
+    );
+}
+
+/// Users of the generated tenant that `progress_moves_over_the_subscription` runs on: enough
+/// for a run of its "All users" to last several of the subscription's 250 ms updates.
+const LIVE_MEMBERS: usize = 100_000;
+
+#[test]
+fn progress_moves_over_the_subscription() {
+    let _one = prepare();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("generated.db");
+    let generated = Command::new(env!("CARGO_BIN_EXE_group-licensing"))
+        .args(["generate", "--db"])
+        .arg(&db)
+        .args(["--users", &LIVE_MEMBERS.to_string(), "--rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .output()
+        .expect("run generate");
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    // --demo fills an empty database only: this one keeps the generated tenant.
+    let server = node_tools::start_demo_server(&db, &[], &[]);
+    let base = &server.base;
+    let before = graphql(
+        base,
+        None,
+        r#"{ group(id: "1") { displayName memberCount assignedLicenses { product { skuPartNumber } } } }"#,
+        json!({}),
+    );
+    assert_eq!(
+        before["group"],
+        json!({ "displayName": "All users", "memberCount": LIVE_MEMBERS, "assignedLicenses": [] }),
+        "{before}"
+    );
+
+    scenario(
+        base,
+        "live",
+        &[("CONSOLE_LIVE_MEMBERS", &LIVE_MEMBERS.to_string())],
+    );
+
+    let after = graphql(
+        base,
+        None,
+        r#"{ group(id: "1") { licenseProcessingState processedMembers membersToProcess } }"#,
+        json!({}),
+    );
+    assert_eq!(
+        after["group"],
+        json!({ "licenseProcessingState": "COMPLETE", "processedMembers": LIVE_MEMBERS, "membersToProcess": LIVE_MEMBERS }),
+        "the console's Reprocess ran to its end: {after}"
+    );
 }

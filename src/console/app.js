@@ -16,12 +16,12 @@ import * as product from "./views/product.js";
 import * as products from "./views/products.js";
 import * as redundant from "./views/redundant.js";
 import * as rules from "./views/rules.js";
+import * as settings from "./views/settings.js";
 import * as signin from "./views/signin.js";
 import * as user from "./views/user.js";
 import * as users from "./views/users.js";
 
 // The server answers the shell at these same paths (src/server/console.rs, VIEW_ROUTES).
-// Alerts go on the Overview when the API has them.
 const ROUTES = [
   { pattern: /^\/$/, view: overview, nav: "/" },
   { pattern: /^\/groups$/, view: groups, nav: "/groups" },
@@ -33,6 +33,7 @@ const ROUTES = [
   { pattern: /^\/redundant-licenses$/, view: redundant, nav: "/redundant-licenses" },
   { pattern: /^\/rules$/, view: rules, nav: "/rules" },
   { pattern: /^\/activity$/, view: activity, nav: "/activity" },
+  { pattern: /^\/settings$/, view: settings, nav: "/settings" },
 ];
 
 const main = document.getElementById("main");

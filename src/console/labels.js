@@ -51,3 +51,24 @@ export function groupStatus(group) {
   }
   return { tone: "ok", text: "All licenses assigned" };
 }
+
+/** Alert kinds in words, and the badge tone of each. */
+export const ALERT_LABELS = {
+  LOW_SEATS: "Low on seats",
+  SEATS_EXHAUSTED: "Out of seats",
+  LICENSE_ERRORS: "Users in error",
+};
+
+export const ALERT_TONES = {
+  LOW_SEATS: "warn",
+  SEATS_EXHAUSTED: "bad",
+  LICENSE_ERRORS: "bad",
+};
+
+/** What a webhook may be sent, in words, in the API's order. */
+export const WEBHOOK_EVENT_LABELS = {
+  ALERT_RAISED: "Alert raised",
+  ALERT_RESOLVED: "Alert resolved",
+  GROUP_PROCESSING_COMPLETE: "Group processing finished",
+  AUDIT_EVENT: "Every history event",
+};

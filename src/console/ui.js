@@ -4,7 +4,7 @@
 
 import { ApiError, AuthError, downloadCsv, gql } from "./api.js";
 import { append, byName, bytes, count, h, replace, setWidth, uid } from "./dom.js";
-import { STATE_LABELS, STATE_TONES, errorLabel } from "./labels.js";
+import { ALERT_LABELS, ALERT_TONES, STATE_LABELS, STATE_TONES, errorLabel } from "./labels.js";
 
 // ---- Structure ----------------------------------------------------------------------------
 
@@ -152,6 +152,20 @@ export function progress(done, total, label) {
   );
 }
 
+/**
+ * Moves the progress bar inside `container` to `done` of `total`, in place, so that the bar
+ * glides (its CSS transition) rather than being drawn anew; false when there is no bar.
+ */
+export function moveProgress(container, done, total) {
+  const bar = container.querySelector(".progress progress");
+  const text = container.querySelector(".progress .progress-text");
+  if (!bar || !text) return false;
+  bar.max = Math.max(total, 1);
+  bar.value = done;
+  text.textContent = `${count(done)} of ${count(total)} members`;
+  return true;
+}
+
 // ---- Links --------------------------------------------------------------------------------
 
 export function groupHref(id) {
@@ -180,6 +194,17 @@ export function disabledBadge(user, text = "Disabled") {
 /** A product's name linked, with its `skuPartNumber` under it. */
 export function productCell(product) {
   return [h("a", { href: productHref(product.skuPartNumber) }, product.displayName), h("span", { class: "sub mono" }, product.skuPartNumber)];
+}
+
+export function alertBadge(kind) {
+  return badge(ALERT_TONES[kind] ?? "muted", ALERT_LABELS[kind] ?? kind);
+}
+
+/** What an alert is about, linked: its product or its group, or what became of it. */
+export function alertSubject(alert) {
+  if (alert.product) return productCell(alert.product);
+  if (alert.group) return groupLink(alert.group);
+  return h("span", { class: "muted" }, alert.kind === "LICENSE_ERRORS" ? "A group since deleted" : "A product the rules no longer have");
 }
 
 // ---- States -------------------------------------------------------------------------------
@@ -389,9 +414,11 @@ let preferredSize = 50;
  * without the API paging backwards. Sizes are the API's `first`.
  */
 export class Pager {
-  constructor(onChange) {
+  /** `size`: a page size of the list's own, which the admin does not choose (a summary's). */
+  constructor(onChange, { size } = {}) {
     this.onChange = onChange;
-    this.size = preferredSize;
+    this.fixed = size !== undefined;
+    this.size = size ?? preferredSize;
     this.stack = [null];
   }
   get after() {
@@ -458,8 +485,8 @@ export class Pager {
       "nav",
       { class: "pager", "aria-label": `Pages of ${noun}` },
       h("span", { class: "range", "aria-live": "polite" }, `${range} ${noun}`),
-      h("label", { for: sizeId }, "Per page"),
-      select,
+      !this.fixed && h("label", { for: sizeId }, "Per page"),
+      !this.fixed && select,
       previous,
       next,
     );

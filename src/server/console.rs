@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 pub const ASSETS_PATH: &str = "/console";
 
 /// The URLs of the views, which all answer the shell (the page's `app.js` has the same list).
-pub const VIEW_ROUTES: [&str; 10] = [
+pub const VIEW_ROUTES: [&str; 11] = [
     "/",
     "/groups",
     "/groups/{id}",
@@ -38,6 +38,7 @@ pub const VIEW_ROUTES: [&str; 10] = [
     "/redundant-licenses",
     "/rules",
     "/activity",
+    "/settings",
 ];
 
 /// Scripts, styles, requests and images from this origin only; no inline script or style, no
@@ -72,6 +73,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("labels.js", JS),
     file!("preview.js", JS),
     file!("history.js", JS),
+    file!("live.js", JS),
     file!("views/overview.js", JS),
     file!("views/groups.js", JS),
     file!("views/group.js", JS),
@@ -82,6 +84,7 @@ pub static FILES: &[(&str, &[u8], &str)] = &[
     file!("views/redundant.js", JS),
     file!("views/rules.js", JS),
     file!("views/activity.js", JS),
+    file!("views/settings.js", JS),
     file!("views/signin.js", JS),
 ];
 
@@ -289,13 +292,14 @@ mod tests {
     /// also pass `after`; the overview's and the suggestions' are first pages with a total).
     #[test]
     fn every_list_the_console_asks_for_is_paged() {
-        const CONNECTIONS: [&str; 6] = [
+        const CONNECTIONS: [&str; 7] = [
             "members",
             "membersWithLicenseErrors",
             "licensedUsers",
             "users",
             "groups",
             "auditEvents",
+            "alerts",
         ];
         let mut asked = 0;
         for (path, bytes, _) in FILES.iter().filter(|(p, _, _)| p.ends_with(".js")) {
@@ -317,7 +321,7 @@ mod tests {
             }
         }
         assert!(
-            asked >= 11,
+            asked >= 13,
             "the scan found {asked} lists: it no longer reads the views"
         );
     }
@@ -387,6 +391,7 @@ mod tests {
             "/products/ENTERPRISEPACK",
             "/rules",
             "/activity",
+            "/settings",
         ] {
             let ((status, content_type, csp, nosniff, _), body) =
                 get(path, None).await.expect("request");

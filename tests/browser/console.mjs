@@ -25,6 +25,18 @@
 //           a wrong token's message from the server, a reader's views without a control that
 //           changes anything, the token in sessionStorage only, sign-out, an admin's controls,
 //           and a token refused mid-session bringing the form back with the server's message
+//   notices a server with tokens (CONSOLE_ADMIN_TOKEN, CONSOLE_READER_TOKEN) and
+//           --webhook-allow-private, where a group (CONSOLE_ALERT_GROUP) has users waiting for
+//           Office 365 E1 seats: the Overview's alerts (paged), a product's seat alert threshold
+//           refused, set (LOW_SEATS stands, on the product and the Overview) and cleared, a
+//           webhook refused then created to a receiver this script runs (its secret shown once,
+//           the deliveries' signature checked with it, the last delivery in the list), a
+//           reader's views without controls, the webhook deleted after a confirmation
+//   live    a generated tenant (group 1 "All users" of CONSOLE_LIVE_MEMBERS members, no
+//           license, no alert): the Overview's alerts arriving over the `alerts` subscription; a
+//           run of group 1 followed over `groupProcessing` with no polling (the bar shows a
+//           value only the socket carried); the socket closed when the view is left; with the
+//           socket refused, the group's Reprocess followed by polling
 //   history a server with named tokens (CONSOLE_ADMIN_TOKEN, CONSOLE_READER_TOKEN) and a history
 //           made before the run (a user's usage location, a refused mutation, a group of more
 //           than 20 members: CONSOLE_HISTORY_GROUP): Activity's events with who, targets,
@@ -38,7 +50,9 @@
 //
 // The browser is /usr/bin/chromium (override with CHROMIUM=/path), never a downloaded one.
 
+import { createHmac } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,7 +65,7 @@ const AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
 
 const [base, shots, scenario] = process.argv.slice(2);
 if (!base || !shots || !scenario) {
-  console.error("usage: node console.mjs BASE_URL SCREENSHOT_DIR views|walk|edit|tokens|history");
+  console.error("usage: node console.mjs BASE_URL SCREENSHOT_DIR views|walk|edit|tokens|notices|live|history");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -191,7 +205,7 @@ async function notice(text, what) {
 
 async function editControls() {
   return page.evaluate(() => {
-    const names = /^(Reprocess|Remove|Remove member|Remove from group|Save|Save plans|Set seats|Reload|Add|Add member|Add to group|Assign|Clear)$/;
+    const names = /^(Reprocess|Remove|Remove member|Remove from group|Save|Save plans|Set seats|Reload|Add|Add member|Add to group|Assign|Clear|Set alert|Clear alert|Create webhook|Delete)$/;
     const buttons = [...document.querySelectorAll("main button")].map((b) => b.textContent.trim()).filter((t) => names.test(t));
     const boxes = document.querySelectorAll("main input[type=checkbox]").length;
     const forms = [...document.querySelectorAll("main form")].map((f) => f.getAttribute("aria-label")).filter((l) => l && !/^(Filter|Find)/.test(l));
@@ -209,11 +223,13 @@ async function downloaded(button) {
   return { name: download.suggestedFilename(), text, lines: text.split("\r\n").filter((line) => line !== "") };
 }
 
-/** Asks the API directly (not through the page), with `token`. */
+/** Asks the API directly (not through the page), with `token` (null: a server without tokens). */
 async function api(token, query, variables = {}) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(new URL("/graphql", base), {
     method: "POST",
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    headers,
     body: JSON.stringify({ query, variables }),
   });
   const body = await response.json();
@@ -236,6 +252,7 @@ async function views() {
   await go("/");
   await shows("6 groups need attention");
   await shows("Groups that need attention (6)");
+  const attention = page.locator("main section", { has: page.getByRole("heading", { name: /^Groups that need attention/ }) });
   for (const [group, reason] of [
     ["E3 users", "Conflicting service plans"],
     ["Full suite", "Not enough licenses"],
@@ -243,9 +260,20 @@ async function views() {
     ["E3 full", "Prerequisite plan missing"],
     ["Mail", "Duplicate proxy address"],
   ]) {
-    const row = page.locator("main table tbody tr", { hasText: group }).first();
+    const row = attention.locator("tbody tr", { hasText: group }).first();
     check((await row.innerText()).includes(reason), `the overview lists ${group} with its top reason, ${reason}`);
   }
+  // The demo's alerts: its groups with users in error and its two products out of seats.
+  const standing = (await api(null, "{ alerts(active: true, first: 100) { totalCount edges { node { kind message } } } }")).alerts;
+  await shows(`Active alerts (${standing.totalCount})`);
+  await shows(`${standing.totalCount} alerts stand`);
+  const alertRows = await page.locator("main section#alerts tbody tr").allInnerTexts();
+  check(
+    alertRows.length === standing.totalCount && standing.edges.every(({ node }, i) => alertRows[i].includes(node.message)),
+    `the overview lists the ${standing.totalCount} alerts that stand, newest first, with what raised each`,
+  );
+  check(alertRows.some((row) => row.startsWith("Out of seats") && row.includes("Office 365 E3")), "an alert names its kind and links its product");
+  check((await page.locator('main section#alerts a[href="/groups/3"]').count()) === 1, "a group's alert links to the group");
   const seats = await page.locator(".seat-list li").allInnerTexts();
   check(seats.length === 4, "the overview lists the 4 products bought or used");
   check(seats[0].includes("Out of seats") && seats[1].includes("Out of seats") && !seats[2].includes("Out of seats"), "products out of seats come first");
@@ -363,6 +391,8 @@ async function views() {
   await shows("Licensed users (12)");
   await shows("1–12 of 12 users");
   await shows("Service plans (36)");
+  await shows("ENTERPRISEPACK: out of seats", "the product shows the alert that stands for it");
+  await shows("Seat alert None set");
   await axe("a product");
   await shot("product");
   await fits("product");
@@ -387,6 +417,15 @@ async function views() {
   await axe("the activity");
   await shot("activity");
   await fits("activity");
+
+  // Settings: no webhook yet, and the form to add one.
+  await page.locator("nav.nav").getByRole("link", { name: "Settings" }).click();
+  await settled();
+  await shows("No webhook is set up.");
+  await shows("Add a webhook");
+  await axe("the settings");
+  await shot("settings");
+  await fits("settings");
 
   // A group's history tab: Sales' processing run, with each user it licensed.
   await go("/groups/8?tab=history");
@@ -722,6 +761,7 @@ async function tokens() {
     ["/users/7", "Dan"],
     ["/products/ENTERPRISEPACK", "Office 365 E3"],
     ["/rules", "Rules"],
+    ["/settings", "Webhooks"],
   ]) {
     await go(path);
     await shows(title);
@@ -916,7 +956,341 @@ async function historyRun() {
   await axe("the activity, for a reader");
 }
 
-const SCENARIOS = { views, walk, edit, tokens, history: historyRun };
+
+/** Waits until `condition()` (in this script, not the page) holds; fails with `what`. */
+async function until(condition, what, timeout = TIMEOUT_MS) {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** A webhook receiver on 127.0.0.1: every POST it gets, answered 204. */
+async function receiver() {
+  const received = [];
+  const server = createServer((request, response) => {
+    const chunks = [];
+    request.on("data", (chunk) => chunks.push(chunk));
+    request.on("end", () => {
+      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString("utf8") });
+      response.writeHead(204);
+      response.end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/licensing`, received, close: () => server.close() };
+}
+
+/** The first delivery the receiver got of `type` about an alert of `kind` for `sku`. */
+function deliveryOf(received, type, kind, sku) {
+  return received.find((d) => {
+    try {
+      const body = JSON.parse(d.body);
+      return body.type === type && body.data?.kind === kind && body.data?.product?.skuPartNumber === sku;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function notices() {
+  // The reader's probe of its role is refused with 403, as it should be.
+  expectAuthRefusals = true;
+  const admin = process.env.CONSOLE_ADMIN_TOKEN;
+  const reader = process.env.CONSOLE_READER_TOKEN;
+  const group = process.env.CONSOLE_ALERT_GROUP;
+  if (!admin || !reader || !group) throw new Error("CONSOLE_ADMIN_TOKEN, CONSOLE_READER_TOKEN and CONSOLE_ALERT_GROUP must be set");
+  const hook = await receiver();
+  try {
+    await noticesWith(admin, reader, group, hook);
+  } finally {
+    hook.close();
+  }
+}
+
+async function noticesWith(admin, reader, group, hook) {
+  const seats = (n) => `${NUMBER.format(n)} ${n === 1 ? "seat" : "seats"}`;
+  const standing = async () => (await api(admin, "{ alerts(active: true, first: 100) { totalCount edges { node { kind message product { skuPartNumber } group { id } } } } }")).alerts;
+  const before = await standing();
+  const exhausted = before.edges.find(({ node }) => node.kind === "SEATS_EXHAUSTED" && node.product?.skuPartNumber === "STANDARDPACK");
+  const inError = before.edges.find(({ node }) => node.kind === "LICENSE_ERRORS" && node.group?.id === group);
+  check(exhausted && inError, "the API has the alerts the test raised: STANDARDPACK out of seats, the group's users in error");
+
+  // The Overview: every alert that stands, each linked to what it is about.
+  await go("/");
+  await signIn(admin);
+  await shows(`Active alerts (${before.totalCount})`);
+  const alerts = page.locator("main section#alerts");
+  const seatRow = alerts.locator("tbody tr", { has: page.locator('a[href="/products/STANDARDPACK"]') });
+  check((await seatRow.innerText()).startsWith("Out of seats") && (await seatRow.innerText()).includes(exhausted.node.message), "the overview shows STANDARDPACK out of seats, with its message, linked to the product");
+  const groupRow = alerts.locator("tbody tr", { has: page.locator(`a[href="/groups/${group}"]`) });
+  check((await groupRow.innerText()).startsWith("Users in error") && (await groupRow.innerText()).includes(inError.node.message), "and the group's users in error, linked to the group");
+  check((await groupRow.locator("time").count()) === 1, "with when it was raised");
+  await axe("the overview, with alerts");
+  await shot("overview-alerts");
+
+  // Settings: a refused URL shows the server's error; a good one shows its secret once.
+  await page.locator("nav.nav").getByRole("link", { name: "Settings" }).click();
+  await settled();
+  await shows("No webhook is set up.");
+  await page.getByLabel("URL", { exact: true }).fill("ftp://hooks.example.com/licensing");
+  await page.getByRole("button", { name: "Create webhook" }).click();
+  await notice("BAD_USER_INPUT", "a refused URL shows the server's code");
+  await shows("the URL must be https, not ftp", "and its message");
+  await page.getByLabel("URL", { exact: true }).fill(hook.url);
+  await page.getByLabel("Group processing finished").check();
+  await page.getByLabel("Description (optional)").fill("Console test receiver");
+  await page.getByRole("button", { name: "Create webhook" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  check((await dialog.innerText()).includes("It is shown only now"), "the secret comes with the warning that it is shown only now");
+  const secret = await dialog.getByLabel("Signing secret").inputValue();
+  check(secret.length >= 32, `the dialog shows the secret (${secret.length} characters)`);
+  await axe("the secret dialog");
+  await shot("secret");
+  await dialog.getByRole("button", { name: "I have copied it" }).click();
+  await dialog.waitFor({ state: "detached" });
+  await notice(`Created the webhook to ${hook.url}. Its secret is not shown again.`);
+  const row = page.locator("main tbody tr", { hasText: hook.url });
+  const rowText = await row.innerText();
+  check(
+    ["Alert raised", "Alert resolved", "Group processing finished", "Console test receiver"].every((t) => rowText.includes(t)) && !rowText.includes("Every history event"),
+    "the list shows the webhook with what it is sent and its description",
+  );
+  const leaks = async () => page.evaluate((s) => document.documentElement.innerText.includes(s) || [...document.querySelectorAll("input")].some((i) => i.value === s), secret);
+  check(!(await leaks()), "once the dialog is closed the secret is nowhere on the page");
+  await reload();
+  check(!(await leaks()), "nor after a reload");
+
+  // A product's seat alert: refused, set (LOW_SEATS stands at once), delivered to the webhook.
+  const product = (await api(admin, '{ product(skuPartNumber: "WORKPLACE_ANALYTICS") { availableUnits seatAlertThreshold } }')).product;
+  check(product.seatAlertThreshold === null && product.availableUnits > 0, `WORKPLACE_ANALYTICS has ${product.availableUnits} seats left and no threshold`);
+  await go("/products/WORKPLACE_ANALYTICS");
+  await shows("Seat alert None set");
+  await page.getByLabel("Seat alert at (seats left)").fill("-1");
+  await page.getByRole("button", { name: "Set alert" }).click();
+  await notice("BAD_USER_INPUT", "a threshold below 0 is refused with the server's code");
+  await shows("threshold -1 is out of range", "and its message");
+  const threshold = product.availableUnits + 1;
+  await page.getByLabel("Seat alert at (seats left)").fill(String(threshold));
+  await page.getByRole("button", { name: "Set alert" }).click();
+  await notice(`Seat alert set: “Low on seats” stands while ${seats(threshold)} or fewer are available. It stands now: ${seats(product.availableUnits)} available.`);
+  await shows(`When ${seats(threshold)} or fewer are left`);
+  const lowSeats = page.locator("main .alert-list li", { hasText: "Low on seats" });
+  await lowSeats.waitFor();
+  check((await lowSeats.innerText()).includes(`at or below the alert threshold of ${threshold}`), "the product shows its LOW_SEATS alert with the server's message");
+  check((await page.locator("main .alert-list li").count()) === 1, "and no other: the product has seats left");
+  await axe("a product with a seat alert");
+  await shot("product-threshold");
+  await fits("product with a seat alert");
+
+  await until(() => deliveryOf(hook.received, "ALERT_RAISED", "LOW_SEATS", "WORKPLACE_ANALYTICS"), "the webhook receives the LOW_SEATS alert");
+  const raised = deliveryOf(hook.received, "ALERT_RAISED", "LOW_SEATS", "WORKPLACE_ANALYTICS");
+  const stamp = raised.headers["x-group-licensing-timestamp"];
+  const expected = createHmac("sha256", secret).update(`${stamp}.${raised.body}`).digest("hex");
+  check(raised.headers["x-group-licensing-signature"] === `sha256=${expected}`, "the delivery is signed with the secret the dialog showed");
+
+  // The Overview: the new alert first, and more alerts than a page holds.
+  await page.locator("nav.nav").getByRole("link", { name: "Overview" }).click();
+  await settled();
+  const now = await standing();
+  check(now.totalCount === before.totalCount + 1, `one alert more stands (${now.totalCount})`);
+  await shows(`Active alerts (${now.totalCount})`);
+  check((await alerts.locator("tbody tr").first().innerText()).startsWith("Low on seats"), "the newest alert comes first");
+  if (now.totalCount > 10) {
+    await shows(`1–10 of ${now.totalCount} alerts`);
+    await alerts.getByRole("button", { name: "Next" }).click();
+    await shows(`11–${Math.min(20, now.totalCount)} of ${now.totalCount} alerts`, "the alerts page on");
+    const last = await alerts.locator("tbody tr").last().innerText();
+    check(last.includes(now.edges[Math.min(20, now.totalCount) - 1].node.message), "the second page holds the older alerts");
+    await alerts.getByRole("button", { name: "Previous" }).click();
+    await shows(`1–10 of ${now.totalCount} alerts`);
+  } else {
+    throw new Error(`the scenario needs more alerts than a page of 10 (it has ${now.totalCount})`);
+  }
+
+  // The list shows the last delivery.
+  await page.locator("nav.nav").getByRole("link", { name: "Settings" }).click();
+  await settled();
+  await shows("Delivered, 204", "the list shows the receiver's answer to the last delivery");
+
+  // A reader sees the same, and no control.
+  await page.locator("#session").getByRole("button", { name: "Sign out" }).click();
+  await signIn(reader);
+  for (const [path, text] of [
+    ["/settings", hook.url],
+    ["/products/WORKPLACE_ANALYTICS", `When ${seats(threshold)} or fewer are left`],
+    ["/", "Active alerts"],
+  ]) {
+    await go(path);
+    await shows(text);
+    const found = await editControls();
+    check(found.buttons.length === 0 && found.boxes === 0 && found.forms.length === 0, `a reader sees no control that changes anything on ${path} (${JSON.stringify(found)})`);
+  }
+  await go("/settings");
+  await shows(hook.url);
+  await axe("the settings, for a reader");
+  await shot("settings-reader");
+  await page.locator("#session").getByRole("button", { name: "Sign out" }).click();
+  await signIn(admin);
+
+  // Cleared: the alert resolves, on the page and at the receiver.
+  await go("/products/WORKPLACE_ANALYTICS");
+  await page.getByRole("button", { name: "Clear alert" }).click();
+  await notice("Seat alert cleared");
+  await shows("Seat alert None set");
+  check((await page.locator("main .alert-list li").count()) === 0, "the LOW_SEATS alert is gone from the product");
+  await until(() => deliveryOf(hook.received, "ALERT_RESOLVED", "LOW_SEATS", "WORKPLACE_ANALYTICS"), "the webhook receives the alert's resolution");
+  ok("the webhook receives the alert's resolution");
+
+  // Deleted, after a confirmation that can be cancelled.
+  await go("/settings");
+  await page.getByRole("button", { name: `Delete the webhook to ${hook.url}` }).click();
+  let confirm = page.getByRole("dialog");
+  check((await confirm.innerText()).includes("Delete this webhook?"), "deleting asks first");
+  await confirm.getByRole("button", { name: "Cancel" }).click();
+  await confirm.waitFor({ state: "detached" });
+  check((await page.locator("main tbody tr", { hasText: hook.url }).count()) === 1, "Cancel deletes nothing");
+  await page.getByRole("button", { name: `Delete the webhook to ${hook.url}` }).click();
+  confirm = page.getByRole("dialog");
+  await confirm.getByRole("button", { name: "Delete webhook" }).click();
+  await notice(`Deleted the webhook to ${hook.url}.`);
+  await shows("No webhook is set up.");
+}
+
+async function live() {
+  const members = Number(process.env.CONSOLE_LIVE_MEMBERS);
+  if (!members) throw new Error("CONSOLE_LIVE_MEMBERS must be set");
+  const sockets = [];
+  page.on("websocket", (ws) => {
+    const socket = { url: ws.url(), frames: [], closed: false };
+    sockets.push(socket);
+    ws.on("framereceived", (frame) => {
+      try {
+        socket.frames.push({ at: Date.now(), message: JSON.parse(frame.payload) });
+      } catch {
+        // Not JSON: the console would drop the connection; the checks below would miss it.
+      }
+    });
+    ws.on("close", () => {
+      socket.closed = true;
+    });
+  });
+  // Every time the page reads the group over HTTP, and what it was told.
+  const asks = [];
+  page.on("request", (request) => {
+    if (request.method() === "POST" && (request.postData() ?? "").includes("query ConsoleGroup(")) asks.push({ at: Date.now(), request });
+  });
+  const answers = async (since) => {
+    const found = [];
+    for (const ask of asks.filter((a) => a.at >= since)) {
+      const response = await ask.request.response();
+      const group = (await response.json()).data?.group;
+      if (group) found.push({ state: group.licenseProcessingState, processed: group.processedMembers });
+    }
+    return found;
+  };
+  const updates = (since) =>
+    sockets
+      .flatMap((s) => s.frames)
+      .filter((f) => f.at >= since && f.message.type === "next" && f.message.payload?.data?.groupProcessing)
+      .map((f) => ({ at: f.at, ...f.message.payload.data.groupProcessing }));
+  const assign = (id) =>
+    api(null, `mutation ($g: ID!) { assignGroupLicense(groupId: $g, addLicenses: [{ skuPartNumber: "STANDARDPACK", disabledPlans: [] }], removeLicenses: []) { id } }`, { g: id });
+
+  // The Overview of a tenant with no alert, then its alerts as the server raises them.
+  check((await api(null, "{ alerts(active: true, first: 1) { totalCount } }")).alerts.totalCount === 0, "the generated tenant starts with no alert");
+  await go("/");
+  await shows("No alert stands.");
+  await axe("the overview, no alert");
+  await shot("overview-no-alert");
+  const beforeAlerts = Date.now();
+  await assign("4");
+  const alerts = page.locator("main section#alerts");
+  await alerts.locator('a[href="/groups/4"]').waitFor();
+  const alertFrames = sockets.flatMap((s) => s.frames).filter((f) => f.at >= beforeAlerts && f.message.payload?.data?.alerts);
+  check(alertFrames.length > 0, `the alerts came over the subscription (${alertFrames.length} messages)`);
+  const raised = (await api(null, "{ alerts(active: true, first: 10) { totalCount } }")).alerts.totalCount;
+  await shows(`Active alerts (${raised})`, "the overview shows every alert raised, without a reload");
+  check(await page.evaluate(() => window.__consoleDocument === true), "the same document: nothing was reloaded");
+
+  // A run of All users, which the page did not start: only the socket can tell it.
+  await go("/groups/1");
+  await shows("All users");
+  const following = () => sockets.find((s) => s.frames.some((f) => f.message.payload?.data?.groupProcessing));
+  await until(following, "the group's subscription sends its state at once");
+  const groupSocket = following();
+  await page.evaluate(() => {
+    window.__bars = [];
+    const record = () => {
+      for (const bar of document.querySelectorAll("main .callout-info progress")) window.__bars.push(Number(bar.getAttribute("value")));
+    };
+    new MutationObserver(record).observe(document.getElementById("main"), { subtree: true, childList: true, attributes: true, attributeFilter: ["value"] });
+  });
+  const started = Date.now();
+  await assign("1");
+  await page.waitForFunction(() => [...document.querySelectorAll("main .callout-info progress")].some((bar) => bar.value > 0 && bar.value < bar.max));
+  await shows("Office 365 E1", "the page shows the license that started the run");
+  await shot("group-progress");
+  await page.waitForFunction(() => !document.querySelector("main .callout-info progress") && !document.querySelector("main .page-head").innerText.includes("In progress"));
+  const sent = updates(started);
+  const moving = sent.filter((u) => u.licenseProcessingState === "IN_PROGRESS" && u.processedMembers > 0 && u.processedMembers < u.membersToProcess);
+  const end = sent.find((u) => u.licenseProcessingState === "COMPLETE");
+  check(moving.length > 0 && end !== undefined, `the server sent ${moving.length} progress updates and the run's end`);
+  const told = await answers(started);
+  const heard = new Set(told.map((a) => `${a.state}:${a.processed}`));
+  const bars = await page.evaluate(() => window.__bars);
+  const fromSocket = moving.filter((u) => bars.includes(u.processedMembers) && !heard.has(`IN_PROGRESS:${u.processedMembers}`));
+  check(fromSocket.length > 0, `the bar showed ${fromSocket.map((u) => u.processedMembers).join(", ")} of ${members}, values only the socket carried`);
+  // The run's start is news of a change the page has not read (here the license): it reads the
+  // group once then, and no more until the end.
+  const during = asks.filter((a) => a.at >= started && a.at < end.at);
+  check(
+    during.length <= 1 && during.every((a) => a.at >= sent[0].at),
+    `while the run went the page read the group ${during.length} time(s), after the server said it started (no polling)`,
+  );
+  check(asks.some((a) => a.at >= end.at), "at the run's end it read the group again");
+  const after = (await api(null, '{ group(id: "1") { licenseErrorCount licenseProcessingState } }')).group;
+  check(after.licenseProcessingState === "COMPLETE", "the run is complete");
+  if (after.licenseErrorCount > 0) {
+    await shows(`${NUMBER.format(after.licenseErrorCount)} ${after.licenseErrorCount === 1 ? "user is" : "users are"} in an error state`, "the page shows the run's outcome");
+  } else {
+    await shows("All licenses assigned", "the page shows the run's outcome");
+  }
+  check(await page.evaluate(() => window.__consoleDocument === true), "without a reload");
+  await shot("group-complete");
+
+  // Leaving the view closes its socket.
+  await page.locator("nav.nav").getByRole("link", { name: "Products" }).click();
+  await settled();
+  await until(() => groupSocket.closed, "leaving the group closes the socket");
+  ok("leaving the group closes its socket");
+
+  // Without the socket (refused here), the group's own Reprocess is followed by polling.
+  let refused = 0;
+  await page.routeWebSocket(/\/graphql$/, (ws) => {
+    refused += 1;
+    ws.close({ code: 1011, reason: "the test refuses live updates" });
+  });
+  await go("/groups/1");
+  await shows("All users");
+  const clicked = Date.now();
+  await page.getByRole("button", { name: "Reprocess" }).click();
+  const preview = page.getByRole("dialog");
+  await preview.locator(".preview-sentence").waitFor();
+  await preview.getByRole("button", { name: "Reprocess" }).click();
+  await notice(`Reprocessing ${NUMBER.format(members)} members`);
+  // The page shows the run (its answer to the mutation), then its end.
+  await page.waitForFunction(() => document.querySelector("main .page-head").innerText.includes("In progress"));
+  await page.waitForFunction(() => !document.querySelector("main .callout-info progress") && !document.querySelector("main .page-head").innerText.includes("In progress"));
+  const polled = await answers(clicked);
+  check(polled.length >= 2 && polled[0].state !== "COMPLETE" && polled[polled.length - 1].state === "COMPLETE", `polling followed the run: ${polled.map((a) => a.state).join(" → ")}`);
+  check(refused > 0 && updates(clicked).length === 0, `the page tried the socket (${refused} refused) and no update came over one`);
+  check(await page.evaluate(() => window.__consoleDocument === true), "without a reload");
+}
+
+const SCENARIOS = { views, walk, edit, tokens, notices, live, history: historyRun };
 
 async function main() {
   const run = SCENARIOS[scenario];

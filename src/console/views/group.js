@@ -1,5 +1,6 @@
 // Group (`/groups/{id}`): its licenses with the plans they disable, its processing with a
-// progress bar while it runs (polled every 2 s), and the seeds' notice "N users are in an error
+// progress bar while it runs (moved by the `groupProcessing` subscription; polled every 2 s when
+// the socket is not there or fails), and the seeds' notice "N users are in an error
 // state" with the count per reason. Tabs: the users in error (opened first when there are any;
 // filter by reason; exported as CSV), the members (add, remove), the licenses (add, remove, plans
 // on and off) and the group's history (its changes, members and processing runs, with each user
@@ -12,6 +13,7 @@ import { historyList } from "../history.js";
 import { previewDialog } from "../preview.js";
 import { count, h, plural, replace, uid } from "../dom.js";
 import { ERROR_LABELS, PROCESSING_LABELS, errorLabel, groupStatus } from "../labels.js";
+import { subscribe } from "../live.js";
 import {
   CANCELLED,
   Pager,
@@ -24,6 +26,7 @@ import {
   latestOnly,
   loadOne,
   loading,
+  moveProgress,
   outOfSeats,
   pageHeader,
   panel,
@@ -82,6 +85,10 @@ const GROUP_LICENSE = `mutation ConsoleGroupLicense($id: ID!, $add: [LicenseInpu
   assignGroupLicense(groupId: $id, addLicenses: $add, removeLicenses: $remove) { id licenseProcessingState }
 }`;
 
+const LIVE = `subscription ConsoleGroupProcessing($id: ID!) {
+  groupProcessing(groupId: $id) { licenseProcessingState processedMembers membersToProcess licenseErrorCount }
+}`;
+
 const TABS = ["errors", "members", "licenses", "history"];
 
 export function render(ctx) {
@@ -101,11 +108,22 @@ export function render(ctx) {
   const tabs = {};
   const started = new Set();
   let polling = false;
+  // While the subscription runs, the server says when a run starts, moves and ends: no polling.
+  let live = false;
+  // The subscription's last update (its processing fields, as the group query names them) and
+  // how many have come.
+  let latest = null;
+  let updates = 0;
+  // The group's reads: how many were asked, and the latest one drawn.
+  let asked = 0;
+  let drawn = 0;
 
   ctx.setTitle("Group");
   replace(ctx.main, loading("Loading the group…"));
 
   async function loadGroup() {
+    const heard = updates;
+    const mine = ++asked;
     const data = await loadOne(ctx, {
       query: QUERY,
       variables: { id },
@@ -115,8 +133,13 @@ export function render(ctx) {
       missing: { title: "Group not found", text: `There is no group with id ${id}.`, hint: "It may have been deleted." },
     });
     if (!data) return false;
+    // Updates can ask for the group twice in a row; an answer overtaken by a later one is old.
+    if (mine < drawn) return true;
+    drawn = mine;
     const first = state.group === null;
     const wasRunning = state.group && state.group.licenseProcessingState !== "COMPLETE";
+    // An update that came while this answer was on its way is newer than the answer's progress.
+    if (updates !== heard && latest) Object.assign(data.group, latest);
     state.group = data.group;
     if (first) {
       state.tab ??= data.group.licenseErrorCount > 0 ? "errors" : "members";
@@ -127,7 +150,7 @@ export function render(ctx) {
     drawTabs();
     tabs.errors.fillReasons();
     const running = data.group.licenseProcessingState !== "COMPLETE";
-    if (running && !polling) {
+    if (running && !polling && !live) {
       polling = true;
       ctx.later(POLL_MS, async () => {
         polling = false;
@@ -271,6 +294,36 @@ export function render(ctx) {
     drawTabs();
     showTab();
     tabPanel.querySelector("select")?.focus();
+  }
+
+  /**
+   * One message of the subscription: the group's processing as it stands. A run's progress
+   * moves the bar in place; its end (or a run that started and ended between two messages)
+   * reads the group again, since its users in error have changed.
+   */
+  function onProgress(update) {
+    const now = update.licenseProcessingState;
+    const progressOf = { licenseProcessingState: now, processedMembers: update.processedMembers, membersToProcess: update.membersToProcess };
+    updates += 1;
+    latest = now === "COMPLETE" ? null : progressOf;
+    const g = state.group;
+    // The first message may come before the group's own answer, which has the same state.
+    if (!g) return;
+    const was = g.licenseProcessingState;
+    if (now === "COMPLETE") {
+      const changed = was !== "COMPLETE" || update.processedMembers !== g.processedMembers || update.membersToProcess !== g.membersToProcess || update.licenseErrorCount !== g.licenseErrorCount;
+      // loadGroup reloads the tab itself when it sees a run end; a run missed whole needs both.
+      if (was !== "COMPLETE") loadGroup();
+      else if (changed) refresh();
+      return;
+    }
+    const moved = was === now && moveProgress(summary, update.processedMembers, update.membersToProcess);
+    Object.assign(g, progressOf);
+    if (moved) return;
+    drawHead();
+    drawSummary();
+    // A run that starts was caused by a change (licenses, members) this page has not read yet.
+    if (was === "COMPLETE") loadGroup();
   }
 
   /** After an action: the group, then the tab on screen. */
@@ -621,6 +674,18 @@ export function render(ctx) {
     started.add("errors");
     tabs.errors.load();
   }
+  live = true;
+  const stop = subscribe(LIVE, { id }, {
+    next: (data) => {
+      if (ctx.alive() && data?.groupProcessing) onProgress(data.groupProcessing);
+    },
+    // No socket, or it failed: the page polls while the group runs, as it would without one.
+    end: () => {
+      live = false;
+      if (ctx.alive() && state.group && state.group.licenseProcessingState !== "COMPLETE") loadGroup();
+    },
+  });
+  ctx.onLeave(stop);
   loadGroup();
 }
 

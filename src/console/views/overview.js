@@ -1,20 +1,51 @@
-// Overview (`/`): the seeds' information box. Groups that need attention (users in error), the
-// most users in error first, with their count and top reason; products bought or used with
-// their seats, the ones out of seats first; groups being processed, with progress, polled every
-// 2 s while any runs or waits.
-// Active alerts and recent activity take their panels here once the API has them.
+// Overview (`/`): the seeds' information box. The alerts that stand, newest first (paged, and
+// drawn again as the server raises and resolves them, over the `alerts` subscription); groups
+// that need attention (users in error), the most users in error first, with their count and
+// top reason; products bought or used with their seats, the ones out of seats first; groups
+// being processed, with progress, polled every 2 s while any runs or waits.
 
 import { gql } from "../api.js";
-import { byName, count, h, plural, replace } from "../dom.js";
+import { byName, count, h, plural, replace, time } from "../dom.js";
 import { errorLabel } from "../labels.js";
-import { badge, emptyState, errorCount, failure, groupLink, loading, outOfSeats, pageHeader, panel, productHref, progress, redraw, seatBar, table } from "../ui.js";
+import { subscribe } from "../live.js";
+import {
+  Pager,
+  alertBadge,
+  alertSubject,
+  badge,
+  emptyState,
+  errorCount,
+  failure,
+  groupLink,
+  latestOnly,
+  loading,
+  outOfSeats,
+  pageHeader,
+  panel,
+  productHref,
+  progress,
+  redraw,
+  seatBar,
+  table,
+} from "../ui.js";
 
 const POLL_MS = 2000;
 /** Rows per panel: the rest is one link away, in the lists that page. */
 const SHOWN = 10;
+/** Alerts often come in bursts (one change, several groups): one redraw for a burst. */
+const ALERT_SETTLE_MS = 300;
+
+const ALERTS = `query ConsoleAlerts($first: Int, $after: String) {
+  alerts(active: true, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { node { id kind raisedDateTime message product { skuPartNumber displayName } group { id displayName } } }
+  }
+}`;
 
 const QUERY = `query ConsoleOverview($shown: Int) {
   directory { displayName defaultUsageLocation }
+  standing: alerts(active: true, first: 0) { totalCount }
   attention: groups(first: $shown, hasMembersWithLicenseErrors: true, orderBy: LICENSE_ERROR_COUNT_DESC) {
     totalCount
     edges { node { id displayName memberCount licenseErrorCount licenseErrorCounts { error count } } }
@@ -34,7 +65,69 @@ export function render(ctx) {
   ctx.setTitle("Overview");
   const body = h("div", null, loading("Loading the overview…"));
   const subtitleBox = h("span");
-  replace(ctx.main, pageHeader({ title: "Overview", subtitle: subtitleBox }), body);
+  const alertsBody = h("div", null, loading("Loading the alerts…"));
+  let alertCount = null;
+  const alertsPanel = h("div");
+  const pager = new Pager(() => loadAlerts(), { size: SHOWN });
+  const tilesBox = h("div");
+  replace(ctx.main, pageHeader({ title: "Overview", subtitle: subtitleBox }), tilesBox, alertsPanel, body);
+  drawAlertsPanel();
+
+  function drawAlertsPanel() {
+    redraw(alertsPanel, panel({ id: "alerts", title: "Active alerts", count: alertCount, body: alertsBody }));
+  }
+
+  const askAlerts = latestOnly(ctx, alertsBody, "The alerts could not be loaded.");
+  async function loadAlerts() {
+    const data = await askAlerts(ALERTS, { first: pager.first, after: pager.after });
+    if (!data) return;
+    const connection = data.alerts;
+    // Alerts resolved meanwhile can leave a later page empty: back to the first.
+    if (connection.edges.length === 0 && pager.after !== null) {
+      pager.reset();
+      loadAlerts();
+      return;
+    }
+    if (alertCount !== connection.totalCount) {
+      alertCount = connection.totalCount;
+      drawAlertsPanel();
+    }
+    if (connection.totalCount === 0) {
+      redraw(alertsBody, emptyState("No alert stands.", "An alert is raised when a product runs out of seats or falls to its alert threshold, and when a group has users in error."));
+      return;
+    }
+    redraw(
+      alertsBody,
+      table({
+        caption: "Alerts that stand, newest first",
+        columns: [["Alert"], ["About"], ["What raised it"], ["Raised"]],
+        rows: connection.edges.map(({ node }) => [alertBadge(node.kind), alertSubject(node), [node.message, "message"], [time(node.raisedDateTime), "nowrap"]]),
+      }),
+      connection.totalCount > connection.edges.length || pager.after !== null ? pager.render(connection, "alerts") : null,
+    );
+  }
+
+  // The server tells of each alert raised or resolved; the overview then reads itself again,
+  // since what raised it (seats, users in error) shows in the other panels too. Without the
+  // socket the alerts are as fresh as the last load.
+  let settling = false;
+  let polling = false;
+  let live = true;
+  const stop = subscribe("subscription ConsoleAlertsLive { alerts { id } }", {}, {
+    next() {
+      if (settling) return;
+      settling = true;
+      ctx.later(ALERT_SETTLE_MS, () => {
+        settling = false;
+        loadAlerts();
+        load();
+      });
+    },
+    end() {
+      live = false;
+    },
+  });
+  ctx.onLeave(stop);
 
   async function load() {
     let data;
@@ -47,11 +140,19 @@ export function render(ctx) {
     if (!ctx.alive()) return;
     draw(data);
     const busy = data.running.totalCount + data.queued.totalCount;
-    if (busy > 0) ctx.later(POLL_MS, load);
+    // One poll at a time, however many loads an alert burst adds.
+    if (busy > 0 && !polling) {
+      polling = true;
+      ctx.later(POLL_MS, () => {
+        polling = false;
+        load();
+        if (!live) loadAlerts();
+      });
+    }
   }
 
   function draw(data) {
-    const { directory, attention, products, running, queued } = data;
+    const { directory, standing, attention, products, running, queued } = data;
     const sorted = [...products].sort(
       (a, b) => Number(outOfSeats(b)) - Number(outOfSeats(a)) || b.consumedUnits / Math.max(b.prepaidUnits, 1) - a.consumedUnits / Math.max(a.prepaidUnits, 1) || byName(a.displayName, b.displayName),
     );
@@ -60,19 +161,24 @@ export function render(ctx) {
     const subtitle = `${directory.displayName} · users without a usage location of their own are in ${directory.defaultUsageLocation}`;
     replace(subtitleBox, subtitle);
     redraw(
-      body,
+      tilesBox,
       h(
         "div",
         { class: "tiles" },
+        tile(standing.totalCount > 0 ? "warn" : "ok", standing.totalCount, standing.totalCount === 1 ? "alert stands" : "alerts stand", "#alerts"),
         tile(attention.totalCount > 0 ? "bad" : "ok", attention.totalCount, attention.totalCount === 1 ? "group needs attention" : "groups need attention", "/groups?errors=with"),
         tile(out > 0 ? "bad" : "ok", out, out === 1 ? "product out of seats" : "products out of seats", "/products"),
         tile("info", products.length, products.length === 1 ? "product bought or used" : "products bought or used", "/products"),
         tile(busy > 0 ? "info" : "ok", busy, busy === 1 ? "group processing" : "groups processing", "/groups?state=IN_PROGRESS"),
       ),
+    );
+    redraw(
+      body,
       h("div", { class: "grid grid-side" }, h("div", null, attentionPanel(attention), processingPanel(running, queued)), seatsPanel(sorted)),
     );
   }
 
+  loadAlerts();
   load();
 }
 

@@ -1,16 +1,18 @@
-// Product (`/products/{sku}`): its seats (bought, used, left; an admin sets the seats bought),
-// the groups that carry it, the users who hold it with where each has it from (paged; exported
-// as CSV), and its service plans.
+// Product (`/products/{sku}`): the alerts that stand for it, its seats (bought, used, left; an
+// admin sets the seats bought and the seat alert threshold), the groups that carry it, the
+// users who hold it with where each has it from (paged; exported as CSV), and its service plans.
 
 import { gql } from "../api.js";
-import { count, h, plural, replace, uid } from "../dom.js";
+import { count, h, plural, replace, time, uid } from "../dom.js";
 import { groupStatus } from "../labels.js";
 import {
   Pager,
   Slots,
   act,
+  alertBadge,
   badge,
   emptyState,
+  errorBody,
   errorCount,
   exportButton,
   groupLink,
@@ -31,10 +33,26 @@ import {
 
 const QUERY = `query ConsoleProduct($sku: String!) {
   product(skuPartNumber: $sku) {
-    skuPartNumber skuId displayName prepaidUnits consumedUnits availableUnits
+    skuPartNumber skuId displayName prepaidUnits consumedUnits availableUnits seatAlertThreshold
     servicePlans { servicePlanName servicePlanId displayName }
     licensedGroups { id displayName memberCount licenseErrorCount licenseProcessingState assignedLicenses { product { skuPartNumber } } }
   }
+}`;
+
+// The API lists alerts without a filter by product. At most one alert of each kind stands for a
+// product, so the newest standing ones hold this product's unless more than this many stand, which
+// the page then says rather than guess.
+const ALERTS_READ = 1000;
+const ALERTS = `query ConsoleProductAlerts($first: Int) {
+  alerts(active: true, first: $first) {
+    totalCount
+    pageInfo { hasNextPage }
+    edges { node { id kind raisedDateTime message product { skuPartNumber } } }
+  }
+}`;
+
+const THRESHOLD = `mutation ConsoleSetSeatAlert($sku: String!, $threshold: Int) {
+  setSeatAlertThreshold(skuPartNumber: $sku, threshold: $threshold) { seatAlertThreshold availableUnits }
 }`;
 
 const HOLDERS = `query ConsoleProductUsers($sku: String!, $first: Int, $after: String) {
@@ -56,6 +74,9 @@ export function render(ctx) {
   const pager = new Pager(() => loadHolders());
   const holders = h("div", null, loading("Loading the users who hold it…"));
   let product = null;
+  // The alerts that stand for it: null until read, or `{ alerts, partial }`, or `{ error }`.
+  let standing = null;
+  const alertsBox = h("div");
   // The total of the licensed users, shown in their panel's title once the first page is in.
   let holderCount = null;
   const exportSlot = slots.get("export");
@@ -71,7 +92,8 @@ export function render(ctx) {
   ctx.setTitle(sku);
   replace(ctx.main, loading("Loading the product…"));
 
-  async function load() {
+  /** Reads the product and draws it; `alerts`, when given, is read meanwhile and drawn with it. */
+  async function load(alerts = null) {
     const data = await loadOne(ctx, {
       query: QUERY,
       variables: { sku },
@@ -84,10 +106,68 @@ export function render(ctx) {
         hint: "Names are case-sensitive, e.g. ENTERPRISEPACK.",
       },
     });
+    if (alerts) standing = await alerts;
     if (!data) return false;
     product = data.product;
     draw();
+    drawAlerts();
     return true;
+  }
+
+  /** The alerts that stand for the product: `{ alerts, partial, total }`, or `{ error }`. */
+  async function readAlerts() {
+    try {
+      const data = await gql(ALERTS, { first: ALERTS_READ });
+      const connection = data.alerts;
+      const alerts = connection.edges.map((e) => e.node).filter((a) => a.product?.skuPartNumber === sku);
+      return { alerts, partial: connection.pageInfo.hasNextPage, total: connection.totalCount };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  async function loadAlerts() {
+    standing = await readAlerts();
+    if (ctx.alive() && product) drawAlerts();
+  }
+
+  /**
+   * After a change: the product and its alerts (which the change may have raised or resolved),
+   * asked together and drawn together, so that no alert of before shows beside the new seats.
+   */
+  async function reload() {
+    await load(readAlerts());
+  }
+
+  function drawAlerts() {
+    if (standing === null) {
+      redraw(alertsBox);
+      return;
+    }
+    if (standing.error) {
+      redraw(alertsBox, h("div", { class: "notice notice-error alerts-failed" }, h("p", null, "The product's alerts could not be loaded."), errorBody(standing.error)));
+      return;
+    }
+    const items = standing.alerts.map((alert) =>
+      h(
+        "li",
+        { class: `callout ${alert.kind === "LOW_SEATS" ? "callout-warn" : "callout-bad"}` },
+        h("p", { class: "alert-line" }, alertBadge(alert.kind), h("span", null, alert.message)),
+        h("p", { class: "callout-meta" }, "Raised ", time(alert.raisedDateTime)),
+      ),
+    );
+    redraw(
+      alertsBox,
+      items.length > 0 && h("ul", { class: "alert-list", "aria-label": "Alerts that stand for this product" }, items),
+      standing.partial &&
+        h(
+          "p",
+          { class: "form-note" },
+          `${count(standing.total)} alerts stand; this page read the newest ${count(ALERTS_READ)}, so an older one of this product may not show here. `,
+          h("a", { href: "/#alerts" }, "Every alert is on the Overview"),
+          ".",
+        ),
+    );
   }
 
   function draw() {
@@ -98,9 +178,16 @@ export function render(ctx) {
       pageHeader({
         crumbs: [["Products", "/products"]],
         title: p.displayName,
-        badges: [outOfSeats(p) ? badge("bad", "Out of seats") : p.prepaidUnits > 0 ? badge("ok", `${count(p.availableUnits)} seats left`) : badge("muted", "No seats bought")],
+        badges: [
+          outOfSeats(p)
+            ? badge("bad", "Out of seats")
+            : p.prepaidUnits > 0
+              ? badge(p.seatAlertThreshold !== null && p.availableUnits <= p.seatAlertThreshold ? "warn" : "ok", `${count(p.availableUnits)} seats left`)
+              : badge("muted", "No seats bought"),
+        ],
         subtitle: [h("code", null, p.skuPartNumber), p.skuId && h("span", { class: "muted" }, ` · ${p.skuId}`)],
       }),
+      alertsBox,
       h("div", { class: "grid grid-2" }, seatsPanel(p), groupsPanel(p)),
       panel({ title: "Licensed users", count: holderCount, tools: [exportCsv], body: [exportSlot, holders] }),
       plansPanel(p),
@@ -122,6 +209,8 @@ export function render(ctx) {
           h("dd", null, count(p.consumedUnits)),
           h("dt", null, "Available"),
           h("dd", null, count(p.availableUnits)),
+          h("dt", null, "Seat alert"),
+          h("dd", null, p.seatAlertThreshold === null ? "None set" : `When ${plural(p.seatAlertThreshold, "seat")} or fewer are left`),
         ),
       ),
     ];
@@ -155,7 +244,7 @@ export function render(ctx) {
                   const left = data.setPrepaidUnits.availableUnits;
                   return `Seats set to ${count(units)}: ${plural(left, "seat")} available. Users waiting for a seat get one when their group is reprocessed.`;
                 });
-                if (done) await load();
+                if (done) await reload();
                 keepFocus(slot);
               },
             },
@@ -165,9 +254,58 @@ export function render(ctx) {
           h("p", { class: "form-note", id: noteId }, "Fewer seats than are used takes no license away; new holders wait for a free seat."),
           slot,
         ),
+        thresholdForm(p),
       );
     }
     return panel({ title: "Seats", body });
+  }
+
+  /** The seat alert: "Low on seats" stands while the available seats are at the threshold or below. */
+  function thresholdForm(p) {
+    const inputId = uid("threshold");
+    const noteId = uid("threshold-note");
+    const input = h("input", { type: "number", id: inputId, min: "0", step: "1", value: p.seatAlertThreshold === null ? "" : String(p.seatAlertThreshold), "aria-describedby": noteId });
+    const button = h("button", { type: "submit", class: "btn btn-primary" }, "Set alert");
+    const slot = slots.get("threshold");
+    const save = async (pressed, threshold) => {
+      const done = await act(pressed, slot, async () => {
+        const data = await gql(THRESHOLD, { sku, threshold });
+        const { seatAlertThreshold: set, availableUnits: left } = data.setSeatAlertThreshold;
+        if (set === null) return "Seat alert cleared: no “Low on seats” alert stands for this product any more.";
+        const now = left <= set ? `It stands now: ${plural(left, "seat")} available.` : `${plural(left, "seat")} available now, so none stands yet.`;
+        return `Seat alert set: “Low on seats” stands while ${plural(set, "seat")} or fewer are available. ${now}`;
+      });
+      if (done) await reload();
+      keepFocus(slot);
+    };
+    const clear =
+      p.seatAlertThreshold !== null &&
+      h("button", { type: "button", class: "btn", on: { click: (event) => save(event.currentTarget, null) } }, "Clear alert");
+    return h(
+      "form",
+      {
+        class: "toolbar",
+        "aria-label": "Seat alert threshold",
+        // The server says what it takes (0 or more, a whole number), beside the button.
+        novalidate: true,
+        on: {
+          submit: (event) => {
+            event.preventDefault();
+            const text = input.value.trim();
+            if (text === "") {
+              showError(slot, new Error("Type the number of available seats at which to raise the alert, or press Clear alert."));
+              return;
+            }
+            save(button, Number(text));
+          },
+        },
+      },
+      h("div", { class: "field" }, h("label", { for: inputId }, "Seat alert at (seats left)"), input),
+      button,
+      clear,
+      h("p", { class: "form-note", id: noteId }, "A “Low on seats” alert is raised when the seats left fall to this number, and resolved when they rise above it."),
+      slot,
+    );
   }
 
   function groupsPanel(p) {
@@ -238,7 +376,9 @@ export function render(ctx) {
     );
   }
 
-  // Both at once: one round trip before the page is drawn, not two.
+  // All at once: one round trip before the page is drawn, not three.
   load();
+  loadAlerts();
   loadHolders();
 }
+
