@@ -252,13 +252,21 @@ function secretDialog(secret) {
     status,
     h("div", { class: "dialog-actions" }, close),
   );
-  close.addEventListener("click", () => dialog.close());
   const done = new Promise((resolve) => {
-    dialog.addEventListener("close", () => {
+    // The browser fires "close" a task after close(): until then the closed dialog, and the
+    // secret in it, would still be in the page. Gone at once instead, by the button or Escape.
+    let gone = false;
+    const finish = () => {
+      if (gone) return;
+      gone = true;
+      field.value = "";
+      if (dialog.open) dialog.close();
       dialog.remove();
       if (opener && opener.isConnected) opener.focus();
       resolve();
-    });
+    };
+    close.addEventListener("click", finish);
+    dialog.addEventListener("close", finish);
   });
   document.body.append(dialog);
   dialog.showModal();
