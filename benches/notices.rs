@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Args, Server, generate, license_everyone};
+use support::{Args, Server, fresh_copy, generate, license_everyone};
 
 fn now_ms() -> f64 {
     chrono::Utc::now().timestamp_micros() as f64 / 1000.0
@@ -193,15 +193,6 @@ impl Listeners {
 struct Run {
     seconds: f64,
     cpu: f64,
-}
-
-fn fresh_copy(pristine: &Path, dir: &Path) -> std::path::PathBuf {
-    let db = dir.join("run.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(pristine, &db).expect("copy the tenant");
-    db
 }
 
 fn main() {

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Args, PRODUCTS, Server, generate, license_everyone};
+use support::{Args, PRODUCTS, Server, fresh_copy, generate, license_everyone};
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -54,11 +54,7 @@ fn timed(server: &Server, query: &str, vars: Value) -> (f64, Value) {
 }
 
 fn run(pristine: &Path, dir: &Path, users: u64, runs: usize) {
-    let db = dir.join("run.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(pristine, &db).expect("copy the tenant");
+    let db = fresh_copy(pristine, dir);
     let server = Server::start(&db);
     let seats = (users as f64 * 0.95) as i64;
     for sku in PRODUCTS {

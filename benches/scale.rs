@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 #[path = "support/server.rs"]
 mod support;
 
-use support::{Args, Server, generate, generate_with, history_size, license_everyone};
+use support::{Args, Server, fresh_copy, generate, generate_with, history_size, license_everyone};
 
 struct Run {
     seconds: f64,
@@ -37,11 +37,7 @@ struct Run {
 }
 
 fn run_once(bin: &Path, pristine: &Path, dir: &Path, users: u64) -> Run {
-    let db = dir.join("run.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    std::fs::copy(pristine, &db).expect("copy the tenant");
+    let db = fresh_copy(pristine, dir);
     let server = Server::start_binary(bin, &db);
     let cpu_before = server.cpu_seconds();
     let licensed = license_everyone(&server, users);

@@ -7,7 +7,8 @@
 //! - [`processing`]: the background worker that drains the queue through the engine;
 //! - [`api`]: the GraphQL schema over the store;
 //! - [`scim`]: SCIM 2.0 provisioning (`/scim/v2`) over the same store operations;
-//! - [`server`]: HTTP, GraphiQL, signals, demo data (and the command line in `main.rs`).
+//! - [`server`]: HTTP, GraphiQL, signals, demo data (and the command line in `main.rs`);
+//! - [`telemetry`]: the counters `/metrics` reports, a leaf every layer above the engine adds to.
 
 pub mod api;
 pub mod engine;
@@ -16,3 +17,4 @@ pub mod rules;
 pub mod scim;
 pub mod server;
 pub mod store;
+pub mod telemetry;

@@ -67,6 +67,7 @@ fn a_page_of_users_with_error_details_costs_the_same_few_reads_whatever_its_size
         )),
         wake: Arc::new(tokio::sync::Notify::new()),
         webhooks: Default::default(),
+        telemetry: Arc::new(group_licensing::telemetry::Telemetry::new().expect("telemetry")),
     };
     let schema = api::schema(state.clone());
     let mut reads = Vec::new();

@@ -29,6 +29,8 @@ mod history_replay;
 mod http;
 #[path = "server/lifecycle.rs"]
 mod lifecycle;
+#[path = "server/metrics.rs"]
+mod metrics;
 #[path = "server/notices.rs"]
 mod notices;
 #[path = "server/operations.rs"]

@@ -97,6 +97,16 @@ impl Server {
     }
 }
 
+/// A fresh copy of `pristine` as `run.db` in `dir`, its log files of an earlier run gone.
+pub fn fresh_copy(pristine: &Path, dir: &Path) -> PathBuf {
+    let db = dir.join("run.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    std::fs::copy(pristine, &db).expect("copy the tenant");
+    db
+}
+
 /// One GraphQL request; the data, or the errors as a message.
 pub fn gql(agent: &ureq::Agent, url: &str, query: &str, variables: Value) -> Result<Value, String> {
     let response: Value = agent

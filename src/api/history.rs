@@ -252,9 +252,7 @@ impl AuditEvent {
         };
         AuditEvent {
             id: ID(row.id.to_string()),
-            activity_date_time: DateTime::parse_from_rfc3339(&row.at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default(),
+            activity_date_time: crate::store::parse_time(&row.at).unwrap_or_default(),
             category: AuditCategory::of(row.category),
             activity_display_name: row.activity.display_name().to_string(),
             initiated_by: AuditActor {
@@ -353,11 +351,6 @@ pub async fn page(
         edges,
         total_count: i32::try_from(total).unwrap_or(i32::MAX),
     })
-}
-
-/// A time argument as stored (UTC, milliseconds), so that it compares with stored times.
-pub fn stored_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// H5 for a request refused before it ran (a reader's mutation): one failure event per

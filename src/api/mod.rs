@@ -50,6 +50,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Which webhook receivers are allowed (`--webhook-allow-private`).
     pub webhooks: crate::processing::delivery::Settings,
+    /// The counters of `/metrics` (reloads are counted here).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 pub fn schema(state: AppState) -> ApiSchema {
@@ -164,6 +166,7 @@ const LOGGED_RELOAD_ERRORS: usize = 20;
 pub async fn reload_rules(state: &AppState, acting: &Acting) -> Result<Loaded, Vec<Diagnostic>> {
     let before = state.rules.table();
     let outcome = reload(state).await;
+    state.telemetry.reload(outcome.is_ok());
     let counts = |t: &rules::RuleTable| {
         (
             Some(t.product_count().to_string()),

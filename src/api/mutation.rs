@@ -636,10 +636,7 @@ impl Mutation {
                 let target = Target::of("Webhook", Some(id.to_string()), Some(checked.clone()))
                     .with(properties);
                 journal.record(&Event::new(Activity::AddWebhook, vec![target]))?;
-                webhooks::list(tx)?
-                    .into_iter()
-                    .find(|w| w.id == id)
-                    .ok_or_else(|| StoreError::NotFound(format!("no webhook with id {id}")))
+                webhooks::get(tx, id)
             })
             .await?;
             Ok(WebhookCreated {

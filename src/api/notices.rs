@@ -13,9 +13,7 @@ use super::types::{Group, LicenseProcessingState, PageInfo, Product, loader, tab
 use super::{AppState, api_error, cursor, page_args};
 
 fn time(stored: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(stored)
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+    crate::store::parse_time(stored).unwrap_or_default()
 }
 
 /// What an alert is about.

@@ -4,9 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::store::{history, read};
 
-use super::history::{
-    AuditCategory, AuditEventConnection, AuditResult, page as audit_page, stored_time,
-};
+use super::history::{AuditCategory, AuditEventConnection, AuditResult, page as audit_page};
 use super::loaders::{DirectoryKey, SeatsKey};
 use super::mutation::{LicenseInput, ids, licenses};
 use super::preview::{self, LicensePreview, RedundantLicenseConnection};
@@ -345,8 +343,8 @@ impl Query {
         #[graphql(desc = "Only events with this result.")] result: Option<AuditResult>,
     ) -> Result<AuditEventConnection> {
         let filter = history::Filter {
-            since: since.map(stored_time),
-            until: until.map(stored_time),
+            since: since.map(crate::store::stored_time),
+            until: until.map(crate::store::stored_time),
             category: category.map(AuditCategory::stored),
             user: user_id.map(|id| parse_id(&id, "user")).transpose()?,
             group: group_id.map(|id| parse_id(&id, "group")).transpose()?,

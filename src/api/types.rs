@@ -1123,9 +1123,7 @@ impl RuleSet {
     pub fn of(loaded: &crate::rules::live::Loaded) -> RuleSet {
         let t = &loaded.table;
         RuleSet {
-            loaded_at: DateTime::parse_from_rfc3339(&loaded.loaded_at)
-                .map(|d| d.with_timezone(&Utc))
-                .unwrap_or_default(),
+            loaded_at: crate::store::parse_time(&loaded.loaded_at).unwrap_or_default(),
             files: t.files().to_vec(),
             plan_count: int(t.plan_count() as i64),
             product_count: int(t.product_count() as i64),

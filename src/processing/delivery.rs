@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::store::webhooks::{self, Due, Outcome};
 use crate::store::{self, Store, history};
+use crate::telemetry::Telemetry;
 
 /// How long one attempt may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -188,7 +189,12 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// Runs until `stopped` turns true.
-pub async fn run(store: Store, settings: Settings, mut stopped: watch::Receiver<bool>) {
+pub async fn run(
+    store: Store,
+    settings: Settings,
+    telemetry: Arc<Telemetry>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let client = match client(settings) {
         Ok(c) => c,
         Err(e) => {
@@ -207,9 +213,7 @@ pub async fn run(store: Store, settings: Settings, mut stopped: watch::Receiver<
             Ok(queues) => {
                 let now = chrono::Utc::now();
                 for (webhook, due_at) in queues {
-                    let due = chrono::DateTime::parse_from_rfc3339(&due_at)
-                        .map(|t| t.with_timezone(&chrono::Utc))
-                        .unwrap_or(now);
+                    let due = store::parse_time(&due_at).unwrap_or(now);
                     if due > now {
                         let until = (due - now).to_std().unwrap_or(POLL);
                         wait = wait.min(until);
@@ -228,6 +232,7 @@ pub async fn run(store: Store, settings: Settings, mut stopped: watch::Receiver<
                         settings,
                         webhook,
                         running: running.clone(),
+                        telemetry: telemetry.clone(),
                         stopped: stopped.clone(),
                     };
                     tokio::spawn(queue.drain());
@@ -250,6 +255,7 @@ struct Queue {
     settings: Settings,
     webhook: i64,
     running: Arc<Mutex<HashSet<i64>>>,
+    telemetry: Arc<Telemetry>,
     stopped: watch::Receiver<bool>,
 }
 
@@ -291,6 +297,8 @@ impl Queue {
                 tracing::error!(error = %e, webhook, "recording a webhook attempt failed");
                 break;
             }
+            // Once its outcome is stored: an attempt whose record failed is made again.
+            self.telemetry.delivery(result);
         }
         if let Ok(mut busy) = self.running.lock() {
             busy.remove(&self.webhook);
@@ -327,8 +335,7 @@ impl Queue {
         let first = due
             .first_attempt_at
             .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc))
+            .and_then(store::parse_time)
             .unwrap_or(now);
         if now - first >= GIVE_UP_AFTER {
             return Outcome::Dropped {
@@ -339,8 +346,8 @@ impl Queue {
         let delay = FIRST_DELAY
             .saturating_mul(1u32 << due.attempts.clamp(0, 20))
             .min(MAX_DELAY);
-        let retry_at = (now + chrono::TimeDelta::from_std(delay).unwrap_or_default())
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let retry_at =
+            store::stored_time(now + chrono::TimeDelta::from_std(delay).unwrap_or_default());
         Outcome::Failed {
             status,
             error,

@@ -12,6 +12,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::rules::live::LiveRules;
 use crate::store::{self, Store};
+use crate::telemetry::Telemetry;
 
 /// Members per transaction. Small enough that `processedMembers` rises visibly while a big
 /// group runs (P9) and that a mutation waits for the writer only briefly; a 20,000-member run
@@ -34,6 +35,7 @@ pub async fn run(
     store: Store,
     rules: Arc<LiveRules>,
     wake: Arc<Notify>,
+    telemetry: Arc<Telemetry>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut run = Run::default();
@@ -42,11 +44,17 @@ pub async fn run(
             break;
         }
         let table = rules.table();
+        let asked = Instant::now();
         let step = store
             .write(move |tx| store::process::step(tx, &table, CHUNK, &store::now()))
             .await;
         match step {
             Ok(Some(step)) => {
+                // Committed: counted now, never for a step that rolled back.
+                telemetry
+                    .step_seconds
+                    .observe(asked.elapsed().as_secs_f64());
+                telemetry.members_processed.inc_by(u64::from(step.users));
                 run.started.get_or_insert_with(Instant::now);
                 run.users += u64::from(step.users);
                 run.users_with_errors += u64::from(step.users_with_errors);

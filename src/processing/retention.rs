@@ -18,8 +18,7 @@ const PAUSE: Duration = Duration::from_millis(20);
 
 /// The cutoff time for `days` of retention, as stored times are written.
 pub fn cutoff(days: u32) -> String {
-    (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::store::stored_time(chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
 }
 
 /// Applies the retention at start and every [`EVERY`] until `stopped` turns true.

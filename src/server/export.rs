@@ -197,7 +197,7 @@ fn id(text: String, what: &str) -> Result<i64, ExportError> {
 /// written as the history stores times: UTC, milliseconds.
 fn time(text: &str, name: &str) -> Result<String, ExportError> {
     text.parse::<chrono::DateTime<chrono::Utc>>()
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .map(crate::store::stored_time)
         .map_err(|e| {
             ExportError::BadRequest(format!(
                 "`{name}` is not an RFC 3339 time such as 2026-05-01T12:00:00Z: {e}"

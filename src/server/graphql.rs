@@ -95,7 +95,7 @@ pub(super) async fn post(State(state): State<HttpState>, request: Request) -> Re
 }
 
 /// A provisioning token is for `/scim/v2` only (scim.md "Access").
-fn provisioning_refused(media: Media) -> Response {
+pub(super) fn provisioning_refused(media: Media) -> Response {
     error(
         media,
         StatusCode::FORBIDDEN,
@@ -440,7 +440,7 @@ fn not_acceptable() -> Response {
     )
 }
 
-fn unauthenticated(media: Media, refusal: Refusal) -> Response {
+pub(super) fn unauthenticated(media: Media, refusal: Refusal) -> Response {
     let (message, challenge) = match refusal {
         Refusal::Missing => (
             "this server needs a token: send `Authorization: Bearer <token>`",

@@ -1,5 +1,5 @@
 //! The HTTP server: `POST /graphql` (JSON), `GET /graphql?query=…` for queries, GraphiQL for
-//! browsers, the admin console at `/`, `GET /healthz`, SCIM provisioning under `/scim/v2`
+//! browsers, the admin console at `/`, `GET /healthz`, `GET /metrics` (Prometheus), SCIM provisioning under `/scim/v2`
 //! (`crate::scim`), behind the Origin and Host rules of `guard`; the processing worker
 //! beside it; SIGHUP reloads the rules; SIGTERM or ctrl-c shuts down cleanly.
 
@@ -11,6 +11,7 @@ pub mod export;
 pub mod graphiql;
 mod graphql;
 pub mod guard;
+mod metrics;
 mod negotiate;
 mod pages;
 
@@ -85,6 +86,8 @@ pub enum ServerError {
         "refusing to serve on {addr} without tokens: anyone who can reach it could change the licensing data. Give --admin-token-file (and --reader-token-file), listen on loopback, or pass --insecure"
     )]
     Insecure { addr: SocketAddr },
+    #[error("{0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("demo data: {0}")]
     Demo(StoreError),
     #[error("server error: {0}")]
@@ -175,6 +178,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         webhooks: crate::processing::delivery::Settings {
             allow_private: config.webhook_allow_private,
         },
+        telemetry: Arc::new(crate::telemetry::Telemetry::new()?),
     };
     let (stop, stopped) = watch::channel(false);
     // Alerts whose condition changed while the server was stopped (or before they existed)
@@ -197,6 +201,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     tokio::spawn(crate::processing::delivery::run(
         store.clone(),
         app.webhooks,
+        app.telemetry.clone(),
         stopped.clone(),
     ));
     if let Some(days) = config.audit_retention_days {
@@ -210,6 +215,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         store.clone(),
         live,
         app.wake.clone(),
+        app.telemetry.clone(),
         stopped.clone(),
     ));
     #[cfg(unix)]
@@ -290,6 +296,7 @@ pub fn router(
     guard: Guard,
     scim: crate::scim::ScimState,
 ) -> Router {
+    let telemetry = app.telemetry.clone();
     let state = HttpState {
         schema: api::schema(app.clone()),
         validator: api::limits::validator(),
@@ -305,6 +312,7 @@ pub fn router(
         )
         .route("/healthz", get(healthz))
         .merge(export::router())
+        .merge(metrics::router())
         .with_state(state)
         .merge(graphiql::router())
         .merge(console::router())
@@ -321,6 +329,11 @@ pub fn router(
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(guard),
             guard::check,
+        ))
+        // Outside the guard, so that its refusals are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry,
+            metrics::track,
         ))
         .layer(TraceLayer::new_for_http())
 }

@@ -10,6 +10,7 @@ pub mod audited;
 pub mod codec;
 pub mod events;
 pub mod export;
+pub mod gauges;
 pub mod generate;
 pub mod history;
 pub mod holders;
@@ -407,17 +408,27 @@ impl ReadPool {
     }
 }
 
+/// A time as stored (RFC 3339, UTC, milliseconds): stored times compare as text.
+pub fn stored_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A stored time read back; `None` for text that is not one.
+pub fn parse_time(stored: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(stored)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// A stored time as GraphQL writes a `DateTime` (chrono's RFC 3339, `+00:00`), for JSON
 /// written outside GraphQL that must read the same (webhook bodies).
 pub fn graphql_time(stored: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(stored)
-        .map(|t| t.with_timezone(&chrono::Utc).to_rfc3339())
-        .unwrap_or_else(|_| stored.to_string())
+    parse_time(stored).map_or_else(|| stored.to_string(), |t| t.to_rfc3339())
 }
 
-/// The current time as stored (RFC 3339, UTC, milliseconds).
+/// The current time as stored.
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    stored_time(chrono::Utc::now())
 }
 
 #[cfg(test)]

@@ -119,11 +119,16 @@ pub fn create(
     )?)
 }
 
+/// One webhook.
+pub fn get(conn: &Connection, id: i64) -> Result<WebhookRow> {
+    list_where(conn, "w.id = ?1", id)?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("no webhook with id {id}")))
+}
+
 /// Removes a webhook and the deliveries it still had; returns it as it was.
 pub fn delete(tx: &Transaction<'_>, id: i64) -> Result<WebhookRow> {
-    let found = list_where(tx, "w.id = ?1", id)?
-        .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("no webhook with id {id}")))?;
+    let found = get(tx, id)?;
     tx.execute("DELETE FROM outbox WHERE webhook_id = ?1", [id])?;
     tx.execute("DELETE FROM webhooks WHERE id = ?1", [id])?;
     Ok(found)

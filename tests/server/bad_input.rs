@@ -136,6 +136,17 @@ fn bad_names() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Names of no product: product names are compared exactly (case and spaces count).
+fn unknown_products() -> Vec<String> {
+    vec![
+        "NO_SUCH_SKU".to_string(),
+        String::new(),
+        "enterprisepack".into(),
+        " ENTERPRISEPACK".into(),
+        "S".repeat(HUGE),
+    ]
+}
+
 /// Not ISO 3166-1 alpha-2 (graphql-api.md conventions).
 const BAD_COUNTRIES: [&str; 7] = ["USA", "us", "XX", "", "U", "EU", "U S"];
 
@@ -199,13 +210,7 @@ fn rows(t: &Tenant) -> Vec<Row> {
     );
 
     // ---- setPrepaidUnits ----------------------------------------------------------------------
-    for sku in [
-        "NO_SUCH_SKU".to_string(),
-        String::new(),
-        "enterprisepack".into(),
-        " ENTERPRISEPACK".into(),
-        "S".repeat(HUGE),
-    ] {
+    for sku in unknown_products() {
         row(
             "setPrepaidUnits",
             "skuPartNumber",
@@ -1014,12 +1019,7 @@ fn rows(t: &Tenant) -> Vec<Row> {
 
     // ---- setSeatAlertThreshold ----------------------------------------------------------------
     const THRESHOLD: &str = "mutation($s: String!, $t: Int) { setSeatAlertThreshold(skuPartNumber: $s, threshold: $t) { seatAlertThreshold } }";
-    for sku in [
-        "NO_SUCH_SKU".to_string(),
-        String::new(),
-        "enterprisepack".into(),
-        "S".repeat(HUGE),
-    ] {
+    for sku in unknown_products() {
         row(
             "setSeatAlertThreshold",
             "skuPartNumber",

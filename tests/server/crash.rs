@@ -25,7 +25,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -33,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::harness::{BIN, Server, agent, license, str_of};
+use crate::harness::{Server, agent, license, str_of};
 use crate::history_replay::{Told, check_history, held};
 use crate::rng::Rng;
 
@@ -601,18 +600,7 @@ fn sigkill_at_random_moments_loses_nothing_and_ends_as_a_run_never_killed() {
     // E1 directly (C3 against E3), 1% in CN (C2 against Teams), 0.1% duplicate addresses (C1).
     let dir = tempfile::TempDir::new().expect("temp dir");
     let db = dir.path().join("crash.db");
-    let generate = Command::new(BIN)
-        .args(["generate", "--db"])
-        .arg(&db)
-        .args(["--users", &members.to_string(), "--rules"])
-        .arg(bundled_rules())
-        .output()
-        .expect("run generate");
-    assert!(
-        generate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generate.stderr)
-    );
+    crate::harness::generate_tenant(&db, members, &bundled_rules());
     let baseline = held(&open_read_only(&db));
     let s = Server::start(&db, &bundled_rules());
     let big = s.ok(

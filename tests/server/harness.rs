@@ -719,3 +719,49 @@ pub fn raw_request(s: &Server, head: &str, body: Vec<u8>, chunked: bool) -> (u16
         .unwrap_or_else(|| panic!("no HTTP status in {text:?}"));
     (status, text)
 }
+
+/// The Python of the virtual environment `folder/.venv`, made on first use from the pinned
+/// `folder/requirements.txt` by the setup script (what `.ci/run` runs ahead of the tests). A
+/// venv is built beside the final one and renamed into place, so parallel test binaries never
+/// see half of one; the tests of this binary wait for each other.
+pub fn pinned_python(folder: &str, setup: &str) -> PathBuf {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join(folder);
+    let requirements =
+        std::fs::read_to_string(dir.join("requirements.txt")).expect("requirements.txt");
+    let venv = dir.join(".venv");
+    let marker = venv.join("installed-requirements.txt");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(requirements.as_str()) {
+        let status = Command::new("bash")
+            .arg(root.join(setup))
+            .status()
+            .unwrap_or_else(|e| panic!("run {setup} (needs python3 with venv): {e}"));
+        assert!(status.success(), "{setup} failed: {status}");
+        assert_eq!(
+            std::fs::read_to_string(&marker).ok().as_deref(),
+            Some(requirements.as_str()),
+            "{setup} left no venv with the pinned requirements"
+        );
+    }
+    venv.join("bin/python")
+}
+
+/// `group-licensing generate`: a tenant of `users` users written into the empty `db`
+/// ("All users", groups of 10 to 10,000, and the errors of a real tenant waiting to happen:
+/// direct E1 holders, users in CN, duplicate addresses).
+pub fn generate_tenant(db: &Path, users: u64, rules: &Path) {
+    let made = Command::new(BIN)
+        .args(["generate", "--db"])
+        .arg(db)
+        .args(["--users", &users.to_string(), "--rules"])
+        .arg(rules)
+        .output()
+        .expect("run generate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
@@ -925,33 +924,9 @@ fn tester_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scim")
 }
 
-/// The virtual environment with scim2-tester, made on first use from the pinned
-/// tests/scim/requirements.txt (what `.ci/scim-setup` does ahead of a CI run). A venv is built
-/// beside the final one and renamed into place, so parallel test binaries never see half of
-/// one; the tests of this binary wait for each other.
+/// The virtual environment with scim2-tester (`harness::pinned_python`).
 pub fn tester_python() -> PathBuf {
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _one = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = tester_dir();
-    let requirements =
-        std::fs::read_to_string(dir.join("requirements.txt")).expect("requirements.txt");
-    let venv = dir.join(".venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join("installed-requirements.txt");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
-        return python;
-    }
-    let status = Command::new("bash")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/scim-setup"))
-        .status()
-        .expect("run .ci/scim-setup (needs python3 with venv)");
-    assert!(status.success(), ".ci/scim-setup failed: {status}");
-    assert_eq!(
-        std::fs::read_to_string(&marker).ok().as_deref(),
-        Some(requirements.as_str()),
-        ".ci/scim-setup left no venv with the pinned requirements"
-    );
-    python
+    crate::harness::pinned_python("tests/scim", ".ci/scim-setup")
 }
 
 /// scim2-tester's results, one per check: `(status, resource type, title, reason)`. The output
