@@ -18,6 +18,10 @@
 //!   range, found by bisection, and with only a prefix ever pruned, the events of an id range
 //!   are counted by subtraction;
 //! - events per category and result are kept counts, for `totalCount` of those filters.
+//! - processing's "Change user license" events of a group go [`BATCH`] to a row, packed: the
+//!   row's products once (`{"p": [sku, …], "e": [entry, …]}`), each entry `[user, sign-in name,
+//!   [[product's place in p, source, old, new], …]]`, each value `null`, `state * 8 + code`
+//!   ([`pack`]) or `[that, plans off]`; rows written before the packing read too.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -508,6 +512,8 @@ pub struct Journal<'t> {
     batch: String,
     batch_users: Vec<i64>,
     batch_products: Vec<(i64, i64)>,
+    /// The products the batch's entries name, by their place in this list.
+    batch_names: Vec<String>,
     batch_group: i64,
     tx: &'t Transaction<'t>,
     /// Events per category and result written so far, kept in `audit_counts` at the end.
@@ -559,6 +565,7 @@ impl<'t> Journal<'t> {
             batch: String::new(),
             batch_users: Vec::new(),
             batch_products: Vec::new(),
+            batch_names: Vec::new(),
             batch_group: 0,
             tx,
             counts: HashMap::new(),
@@ -647,29 +654,31 @@ impl<'t> Journal<'t> {
             self.flush()?;
         }
         self.batch_group = group;
-        type Entry<'a> = (i64, &'a str, Vec<ChangeRef<'a>>);
-        type ChangeRef<'a> = (
-            &'a str,
-            i64,
-            Option<(&'a str, Option<&'a str>, Option<&'a str>)>,
-            Option<(&'a str, Option<&'a str>, Option<&'a str>)>,
-        );
-        fn shown(s: &Option<Shown>) -> Option<(&'static str, Option<&'static str>, Option<&str>)> {
-            s.as_ref().map(|s| (s.state, s.code, s.off.as_deref()))
+        // `[user, name, [[product, source, old, new], …]]`, products by their place in the
+        // row's list and states packed in a number (`pack`): a third of the bytes of names.
+        let out = &mut self.batch;
+        out.push(if out.is_empty() { '[' } else { ',' });
+        let _ = write!(out, "[{user},");
+        push_json_string(out, principal_name);
+        out.push_str(",[");
+        for (i, c) in changes.iter().enumerate() {
+            let place = match self.batch_names.iter().position(|n| *n == c.sku) {
+                Some(place) => place,
+                None => {
+                    self.batch_names.push(c.sku.clone());
+                    self.batch_names.len() - 1
+                }
+            };
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[{place},{},", c.group);
+            push_shown(out, c.old.as_ref())?;
+            out.push(',');
+            push_shown(out, c.new.as_ref())?;
+            out.push(']');
         }
-        let entry: Entry<'_> = (
-            user,
-            principal_name,
-            changes
-                .iter()
-                .map(|c| (c.sku.as_str(), c.group, shown(&c.old), shown(&c.new)))
-                .collect(),
-        );
-        self.batch
-            .push(if self.batch.is_empty() { '[' } else { ',' });
-        let json = serde_json::to_string(&entry)
-            .map_err(|e| StoreError::Corrupt(format!("an audit entry: {e}")))?;
-        self.batch.push_str(&json);
+        out.push_str("]]");
         self.batch_users.push(user);
         let mut named: Vec<&str> = Vec::with_capacity(changes.len());
         for c in changes {
@@ -692,8 +701,19 @@ impl<'t> Journal<'t> {
             return Ok(());
         }
         let users = std::mem::take(&mut self.batch_users);
-        let mut body = std::mem::take(&mut self.batch);
-        body.push(']');
+        let entries = std::mem::take(&mut self.batch);
+        let names = std::mem::take(&mut self.batch_names);
+        let mut body = String::with_capacity(entries.len() + 16 * names.len() + 16);
+        body.push_str("{\"p\":[");
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            push_json_string(&mut body, name);
+        }
+        body.push_str("],\"e\":");
+        body.push_str(&entries);
+        body.push_str("]}");
         let n = users.len() as i64;
         let first = self.take_id(n);
         let correlation = self.correlation.filter(|c| *c != first);
@@ -823,28 +843,158 @@ fn decode_targets(text: &str) -> Result<Vec<StoredTarget>> {
         .collect())
 }
 
-/// A batch row's events: the user, its sign-in name and the properties, one per event.
-fn decode_batch(text: &str) -> Result<Vec<(i64, String, Vec<Property>)>> {
-    let entries: Vec<(i64, String, Vec<StoredChange>)> =
-        serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit batch: {e}")))?;
-    let value = |s: &Option<(String, Option<String>, Option<String>)>| {
-        s.as_ref()
-            .map(|(state, code, off)| assignment_value(state, code.as_deref(), off.as_deref()))
-    };
-    Ok(entries
-        .into_iter()
-        .map(|(user, name, changes)| {
-            let properties = changes
+/// States of a batch entry, by the number `pack` gives them.
+const STATES: [&str; 4] = ["PENDING", "ACTIVE", "ACTIVE_WITH_ERROR", "ERROR"];
+
+/// An assignment's state and error code in one number: `state * 8 + code`, code 0 for none
+/// and `i + 1` for `ErrorCode::ALL[i]`.
+fn pack(shown: &Shown) -> Result<usize> {
+    let state = STATES
+        .iter()
+        .position(|s| *s == shown.state)
+        .ok_or_else(|| StoreError::Corrupt(format!("assignment state {:?}", shown.state)))?;
+    let code = match shown.code {
+        None => 0,
+        Some(code) => {
+            crate::engine::ErrorCode::ALL
                 .iter()
-                .map(|(sku, group, old, new)| Property {
-                    name: assignment_name(sku, *group),
-                    old: value(old),
-                    new: value(new),
-                })
-                .collect();
-            (user, name, properties)
-        })
-        .collect())
+                .position(|c| c.graphql_name() == code)
+                .ok_or_else(|| StoreError::Corrupt(format!("error code {code:?}")))?
+                + 1
+        }
+    };
+    Ok(state * 8 + code)
+}
+
+fn unpack(n: usize) -> Result<(&'static str, Option<&'static str>)> {
+    let corrupt = || StoreError::Corrupt(format!("audit batch: assignment value {n}"));
+    let state = STATES.get(n / 8).ok_or_else(corrupt)?;
+    let code = match n % 8 {
+        0 => None,
+        c => Some(
+            crate::engine::ErrorCode::ALL
+                .get(c - 1)
+                .ok_or_else(corrupt)?
+                .graphql_name(),
+        ),
+    };
+    Ok((state, code))
+}
+
+/// `null`, the packed number, or `[number, plans off]`.
+fn push_shown(out: &mut String, shown: Option<&Shown>) -> Result<()> {
+    match shown {
+        None => out.push_str("null"),
+        Some(s) => {
+            let n = pack(s)?;
+            match &s.off {
+                None => {
+                    let _ = write!(out, "{n}");
+                }
+                Some(off) => {
+                    let _ = write!(out, "[{n},");
+                    push_json_string(out, off);
+                    out.push(']');
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn push_json_string(out: &mut String, text: &str) {
+    // serde_json's escaping, written in place; a string always serializes.
+    let _ = serde_json::to_writer(StringWriter(out), text);
+}
+
+/// `io::Write` into a `String` (serde_json writes only UTF-8).
+struct StringWriter<'a>(&'a mut String);
+
+impl std::io::Write for StringWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(bytes).map_err(std::io::Error::other)?;
+        self.0.push_str(text);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A packed assignment value of a batch entry, as stored.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Packed {
+    Plain(usize),
+    WithPlansOff(usize, String),
+}
+
+/// A packed change: the product's place in the row's list, the source, old and new values.
+type PackedChange = (usize, i64, Option<Packed>, Option<Packed>);
+
+/// A batch row as stored: the products its entries name, and the entries (user, sign-in name,
+/// changes).
+#[derive(serde::Deserialize)]
+struct PackedBatch {
+    p: Vec<String>,
+    e: Vec<(i64, String, Vec<PackedChange>)>,
+}
+
+/// A batch row's events: the user, its sign-in name and the properties, one per event. Rows
+/// written before the packed layout (an array of entries naming products and states in full)
+/// read as well.
+fn decode_batch(text: &str) -> Result<Vec<(i64, String, Vec<Property>)>> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("audit batch: {e}"));
+    if !text.starts_with('{') {
+        let entries: Vec<(i64, String, Vec<StoredChange>)> =
+            serde_json::from_str(text).map_err(corrupt)?;
+        let value = |s: &Option<(String, Option<String>, Option<String>)>| {
+            s.as_ref()
+                .map(|(state, code, off)| assignment_value(state, code.as_deref(), off.as_deref()))
+        };
+        return Ok(entries
+            .into_iter()
+            .map(|(user, name, changes)| {
+                let properties = changes
+                    .iter()
+                    .map(|(sku, group, old, new)| Property {
+                        name: assignment_name(sku, *group),
+                        old: value(old),
+                        new: value(new),
+                    })
+                    .collect();
+                (user, name, properties)
+            })
+            .collect());
+    }
+    let batch: PackedBatch = serde_json::from_str(text).map_err(corrupt)?;
+    let value = |packed: &Option<Packed>| -> Result<Option<String>> {
+        let Some(packed) = packed else {
+            return Ok(None);
+        };
+        let (n, off) = match packed {
+            Packed::Plain(n) => (*n, None),
+            Packed::WithPlansOff(n, off) => (*n, Some(off.as_str())),
+        };
+        let (state, code) = unpack(n)?;
+        Ok(Some(assignment_value(state, code, off)))
+    };
+    let mut out = Vec::with_capacity(batch.e.len());
+    for (user, name, changes) in batch.e {
+        let mut properties = Vec::with_capacity(changes.len());
+        for (place, group, old, new) in &changes {
+            let sku = batch.p.get(*place).ok_or_else(|| {
+                StoreError::Corrupt(format!("audit batch: product {place} of {}", batch.p.len()))
+            })?;
+            properties.push(Property {
+                name: assignment_name(sku, *group),
+                old: value(old)?,
+                new: value(new)?,
+            });
+        }
+        out.push((user, name, properties));
+    }
+    Ok(out)
 }
 
 // ---- Reading -----------------------------------------------------------------------------------
@@ -1818,6 +1968,93 @@ mod tests {
             "its index entry went with it"
         );
         assert_eq!(read(&store, |c| count(c, &Filter::default())), 153 - 65);
+    }
+
+    #[test]
+    fn batch_entries_round_trip_every_state_code_and_plans_off_and_old_rows_still_read() {
+        let mut changes = Vec::new();
+        for state in STATES {
+            for code in std::iter::once(None).chain(
+                crate::engine::ErrorCode::ALL
+                    .iter()
+                    .map(|c| Some(c.graphql_name())),
+            ) {
+                for off in [
+                    None,
+                    Some(r#"["EXCHANGE_S_ENTERPRISE","TEAMS\"1"]"#.to_string()),
+                ] {
+                    changes.push(AssignmentChange {
+                        sku: if changes.len() % 2 == 0 {
+                            "EMS"
+                        } else {
+                            "SPE_E5"
+                        }
+                        .into(),
+                        group: (changes.len() % 3) as i64,
+                        old: (changes.len() % 4 != 0).then_some(Shown {
+                            state: "ACTIVE",
+                            code: None,
+                            off: None,
+                        }),
+                        new: Some(Shown {
+                            state,
+                            code,
+                            off: off.clone(),
+                        }),
+                    });
+                }
+            }
+        }
+        let (_dir, store) = store();
+        let written = changes.clone();
+        store
+            .write_blocking(move |tx| {
+                let mut journal =
+                    Journal::open(tx, &Actor::system(), None, "2026-01-01T00:00:00.000Z")?;
+                journal.record_change(5, "ann \"the admin\"@x", &written, 7)?;
+                journal.record_change(6, "bob@x", &written[..3], 7)?;
+                journal.finish()
+            })
+            .expect("write");
+        let read_back = read(&store, |c| between(c, 1, 2));
+        assert_eq!(read_back.len(), 2);
+        let first = &read_back[0].targets[0];
+        assert_eq!(first.name.as_deref(), Some("ann \"the admin\"@x"));
+        let expected: Vec<Property> = changes.iter().map(AssignmentChange::property).collect();
+        assert_eq!(first.properties, expected);
+        assert_eq!(read_back[1].targets[0].properties, expected[..3].to_vec());
+        // A row of the layout before: names and states in full.
+        store
+            .write_blocking(|tx| {
+                tx.execute(
+                    "INSERT INTO audit_events (id, last_id, at, category, activity, actor, failed, group_id, targets)
+                     VALUES (3, 3, '2026-01-01T00:00:00.000Z', ?1, ?2, 1, 0, 7, ?3)",
+                    params![
+                        Category::LicenseProcessing as i64,
+                        Activity::ChangeUserLicense as i64,
+                        r#"[[9,"old@x",[["EMS",7,null,["ACTIVE_WITH_ERROR","COUNT_VIOLATION","[\"X\"]"]]]]]"#
+                    ],
+                )?;
+                Ok(())
+            })
+            .expect("an old row");
+        let old = read(&store, |c| between(c, 3, 3));
+        assert_eq!(
+            old[0].targets[0].properties,
+            vec![
+                AssignmentChange {
+                    sku: "EMS".into(),
+                    group: 7,
+                    old: None,
+                    new: Some(Shown {
+                        state: "ACTIVE_WITH_ERROR",
+                        code: Some("COUNT_VIOLATION"),
+                        off: Some(r#"["X"]"#.into()),
+                    }),
+                }
+                .property()
+            ]
+        );
     }
 
     #[test]

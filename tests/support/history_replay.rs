@@ -49,88 +49,33 @@ pub fn held(conn: &rusqlite::Connection) -> Told {
     told
 }
 
-/// A target as stored: type, id, name, and its properties (name, old value, new value).
-type Properties = Vec<(String, Option<String>, Option<String>)>;
-/// An assignment of a batch entry as stored: state, error code, plans off.
-type Shown = Option<(String, Option<String>, Option<String>)>;
-/// A batch row's event: user, sign-in name, and (product, group, before, after) per change.
-type BatchEntry = (i64, String, Vec<(String, i64, Shown, Shown)>);
-type StoredTarget = (String, Option<String>, Option<String>, Properties);
-
 /// `baseline` (the generated tenant, written with no events) with every successful event
-/// replayed over it, in order.
+/// replayed over it, in order. The events are read as the API reads them
+/// (`store::history::between`), so the replay checks the stored layout's reading too.
 pub fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
-    use group_licensing::store::history::Activity;
+    use group_licensing::store::history::{self, Activity};
     let mut told = baseline.clone();
-    let mut stmt = conn
-        .prepare(
-            "SELECT activity, targets, last_id IS NOT NULL FROM audit_events WHERE failed = 0 ORDER BY id",
+    let last: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(coalesce(last_id, id)), 0) FROM audit_events",
+            [],
+            |r| r.get(0),
         )
-        .expect("events");
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, bool>(2)?,
-            ))
-        })
-        .expect("events");
-    // A batch row holds many events: each its user, sign-in name and properties.
-    let mut events: Vec<(i64, Vec<StoredTarget>)> = Vec::new();
-    for row in rows {
-        let (activity, targets, batch) = row.expect("an event");
-        if batch {
-            let entries: Vec<BatchEntry> = serde_json::from_str(&targets).expect("a stored batch");
-            let value = |s: &Shown| {
-                s.as_ref().map(|(state, code, off)| {
-                    group_licensing::store::history::assignment_value(
-                        state,
-                        code.as_deref(),
-                        off.as_deref(),
-                    )
-                })
-            };
-            for (user, name, changes) in entries {
-                let properties: Properties = changes
-                    .iter()
-                    .map(|(sku, group, old, new)| {
-                        (
-                            group_licensing::store::history::assignment_name(sku, *group),
-                            value(old),
-                            value(new),
-                        )
-                    })
-                    .collect();
-                events.push((
-                    activity,
-                    vec![(
-                        "User".into(),
-                        Some(user.to_string()),
-                        Some(name),
-                        properties,
-                    )],
-                ));
-            }
-        } else {
-            events.push((
-                activity,
-                serde_json::from_str(&targets).expect("stored targets"),
-            ));
-        }
-    }
-    for (activity, targets) in events {
+        .expect("the newest event");
+    let events = history::between(conn, 1, last).expect("the events");
+    for event in events.iter().filter(|e| !e.failed) {
+        let (activity, targets) = (event.activity, &event.targets);
         let id_of = |kind: &str| {
             targets
                 .iter()
-                .find(|t| t.0 == kind)
-                .and_then(|t| t.1.as_deref())
+                .find(|t| t.kind == kind)
+                .and_then(|t| t.id.as_deref())
                 .and_then(|id| id.parse::<i64>().ok())
         };
         let (user, group) = (id_of("User"), id_of("Group"));
-        if activity == Activity::AddMember as i64 || activity == Activity::RemoveMember as i64 {
+        if activity == Activity::AddMember || activity == Activity::RemoveMember {
             if let (Some(user), Some(group)) = (user, group) {
-                if activity == Activity::AddMember as i64 {
+                if activity == Activity::AddMember {
                     told.members.insert((group, user));
                 } else {
                     told.members.remove(&(group, user));
@@ -139,17 +84,18 @@ pub fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
             continue;
         }
         // A deleted group's members leave with it, as a deleted user leaves its groups.
-        if activity == Activity::DeleteGroup as i64
+        if activity == Activity::DeleteGroup
             && let Some(group) = group
         {
             told.members.retain(|(g, _)| *g != group);
             continue;
         }
         let Some(user) = user else { continue };
-        let Some((_, _, _, properties)) = targets.iter().find(|t| t.0 == "User") else {
+        let Some(target) = targets.iter().find(|t| t.kind == "User") else {
             continue;
         };
-        for (name, _, new) in properties {
+        for property in &target.properties {
+            let (name, new) = (&property.name, &property.new);
             // Assignment properties name a source; a user's own properties do not.
             if !(name.ends_with(" (direct)") || name.contains(" (group ")) {
                 continue;
@@ -159,7 +105,7 @@ pub fn replayed(conn: &rusqlite::Connection, baseline: &Told) -> Told {
                 None => told.assignments.remove(&(user, name.clone())),
             };
         }
-        if activity == Activity::DeleteUser as i64 {
+        if activity == Activity::DeleteUser {
             told.members.retain(|(_, u)| *u != user);
         }
     }
