@@ -504,16 +504,20 @@ pub struct Journal<'t> {
     next: i64,
     insert: CachedStatement<'t>,
     user: CachedStatement<'t>,
+    /// A batch's users, one statement for all of them.
+    batch_user: CachedStatement<'t>,
     product: CachedStatement<'t>,
     /// Products by their number in `audit_skus`, as looked up (or added) so far.
     skus: HashMap<String, i64>,
     /// Batched events not written yet, all of `batch_group`: their entries as JSON, their
     /// users, and per product how many of them name it.
     batch: String,
-    batch_users: Vec<i64>,
-    batch_products: Vec<(i64, i64)>,
-    /// The products the batch's entries name, by their place in this list.
-    batch_names: Vec<String>,
+    /// How many events are batched, and their users as a JSON array (for `json_each`).
+    batch_len: usize,
+    batch_users: String,
+    /// The products the batch's entries name, by their place in this list, each with how
+    /// many of the entries name it.
+    batch_names: Vec<(String, i64)>,
     batch_group: i64,
     tx: &'t Transaction<'t>,
     /// Events per category and result written so far, kept in `audit_counts` at the end.
@@ -558,13 +562,16 @@ impl<'t> Journal<'t> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?,
             user: tx.prepare_cached("INSERT INTO audit_users (user_id, event) VALUES (?1, ?2)")?,
+            batch_user: tx.prepare_cached(
+                "INSERT INTO audit_users (user_id, event) SELECT value, ?2 + key FROM json_each(?1)",
+            )?,
             product: tx.prepare_cached(
                 "INSERT INTO audit_products (product, row, events) VALUES (?1, ?2, ?3)",
             )?,
             skus: HashMap::new(),
             batch: String::new(),
-            batch_users: Vec::new(),
-            batch_products: Vec::new(),
+            batch_len: 0,
+            batch_users: String::new(),
             batch_names: Vec::new(),
             batch_group: 0,
             tx,
@@ -650,62 +657,76 @@ impl<'t> Journal<'t> {
         changes: &[AssignmentChange],
         group: i64,
     ) -> Result<()> {
-        if self.batch_group != group || self.batch_users.len() >= BATCH {
+        if self.batch_group != group || self.batch_len >= BATCH {
             self.flush()?;
         }
         self.batch_group = group;
         // `[user, name, [[product, source, old, new], …]]`, products by their place in the
         // row's list and states packed in a number (`pack`): a third of the bytes of names.
+        // Written by hand: this runs once per user processing changes, a million times in B1.
+        let mut numbers = itoa::Buffer::new();
         let out = &mut self.batch;
         out.push(if out.is_empty() { '[' } else { ',' });
-        let _ = write!(out, "[{user},");
+        out.push('[');
+        out.push_str(numbers.format(user));
+        out.push(',');
         push_json_string(out, principal_name);
         out.push_str(",[");
+        // The places this entry named already: an event counts once per product.
+        let mut named: u64 = 0;
         for (i, c) in changes.iter().enumerate() {
-            let place = match self.batch_names.iter().position(|n| *n == c.sku) {
+            let place = match self.batch_names.iter().position(|(n, _)| *n == c.sku) {
                 Some(place) => place,
                 None => {
-                    self.batch_names.push(c.sku.clone());
+                    self.batch_names.push((c.sku.clone(), 0));
                     self.batch_names.len() - 1
                 }
             };
+            let first_mention = if place < 64 {
+                let bit = 1u64 << place;
+                let first = named & bit == 0;
+                named |= bit;
+                first
+            } else {
+                !changes[..i].iter().any(|d| d.sku == c.sku)
+            };
+            if first_mention && let Some((_, n)) = self.batch_names.get_mut(place) {
+                *n += 1;
+            }
             if i > 0 {
                 out.push(',');
             }
-            let _ = write!(out, "[{place},{},", c.group);
+            out.push('[');
+            out.push_str(numbers.format(place));
+            out.push(',');
+            out.push_str(numbers.format(c.group));
+            out.push(',');
             push_shown(out, c.old.as_ref())?;
             out.push(',');
             push_shown(out, c.new.as_ref())?;
             out.push(']');
         }
         out.push_str("]]");
-        self.batch_users.push(user);
-        let mut named: Vec<&str> = Vec::with_capacity(changes.len());
-        for c in changes {
-            if named.contains(&c.sku.as_str()) {
-                continue;
-            }
-            named.push(&c.sku);
-            let product = self.product_number(&c.sku)?;
-            match self.batch_products.iter_mut().find(|(p, _)| *p == product) {
-                Some((_, n)) => *n += 1,
-                None => self.batch_products.push((product, 1)),
-            }
-        }
+        self.batch_users
+            .push(if self.batch_users.is_empty() { '[' } else { ',' });
+        self.batch_users.push_str(numbers.format(user));
+        self.batch_len += 1;
         Ok(())
     }
 
     /// Writes the batched events as one row.
     fn flush(&mut self) -> Result<()> {
-        if self.batch_users.is_empty() {
+        if self.batch_len == 0 {
             return Ok(());
         }
-        let users = std::mem::take(&mut self.batch_users);
+        let n = std::mem::take(&mut self.batch_len) as i64;
+        let mut users = std::mem::take(&mut self.batch_users);
+        users.push(']');
         let entries = std::mem::take(&mut self.batch);
         let names = std::mem::take(&mut self.batch_names);
         let mut body = String::with_capacity(entries.len() + 16 * names.len() + 16);
         body.push_str("{\"p\":[");
-        for (i, name) in names.iter().enumerate() {
+        for (i, (name, _)) in names.iter().enumerate() {
             if i > 0 {
                 body.push(',');
             }
@@ -714,7 +735,6 @@ impl<'t> Journal<'t> {
         body.push_str("],\"e\":");
         body.push_str(&entries);
         body.push_str("]}");
-        let n = users.len() as i64;
         let first = self.take_id(n);
         let correlation = self.correlation.filter(|c| *c != first);
         self.insert.execute(params![
@@ -730,10 +750,9 @@ impl<'t> Journal<'t> {
             self.batch_group,
             body
         ])?;
-        for (i, user) in users.iter().enumerate() {
-            self.user.execute(params![user, first + i as i64])?;
-        }
-        for (product, events) in std::mem::take(&mut self.batch_products) {
+        self.batch_user.execute(params![users, first])?;
+        for (name, events) in &names {
+            let product = self.product_number(name)?;
             self.product.execute(params![product, first, events])?;
         }
         *self
@@ -886,13 +905,14 @@ fn push_shown(out: &mut String, shown: Option<&Shown>) -> Result<()> {
     match shown {
         None => out.push_str("null"),
         Some(s) => {
-            let n = pack(s)?;
+            let mut numbers = itoa::Buffer::new();
+            let n = numbers.format(pack(s)?);
             match &s.off {
-                None => {
-                    let _ = write!(out, "{n}");
-                }
+                None => out.push_str(n),
                 Some(off) => {
-                    let _ = write!(out, "[{n},");
+                    out.push('[');
+                    out.push_str(n);
+                    out.push(',');
                     push_json_string(out, off);
                     out.push(']');
                 }
@@ -903,7 +923,14 @@ fn push_shown(out: &mut String, shown: Option<&Shown>) -> Result<()> {
 }
 
 fn push_json_string(out: &mut String, text: &str) {
-    // serde_json's escaping, written in place; a string always serializes.
+    // Most names need no escaping: quoted as they are. The others get serde_json's escaping,
+    // written in place (a string always serializes).
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
     let _ = serde_json::to_writer(StringWriter(out), text);
 }
 
