@@ -172,8 +172,14 @@ pub fn settle(journal: &mut Journal<'_>) -> Result<()> {
     let tx = journal.tx();
     let products: Vec<Seats> = {
         let mut stmt = tx.prepare_cached(
+            // Only the products that could raise (a threshold, or assignments short of a seat)
+            // or resolve (an alert standing): every transaction settles, and the catalog has
+            // hundreds of products.
             "SELECT sku, prepaid_units, consumed_units, seat_alert_threshold, seat_violations
-               FROM products",
+               FROM products p
+              WHERE p.seat_alert_threshold IS NOT NULL OR p.seat_violations > 0
+                 OR EXISTS (SELECT 1 FROM alerts a WHERE a.kind < 2 AND a.sku = p.sku
+                               AND a.resolved_at IS NULL)",
         )?;
         stmt.query_map([], |r| {
             Ok(Seats {
