@@ -241,7 +241,7 @@ pub fn license_change(
         activity,
         vec![Target::user(user, principal_name).with(properties)],
     );
-    let mut products: Vec<String> = changes.iter().map(|c| c.sku.clone()).collect();
+    let mut products: Vec<String> = changes.iter().map(|c| c.sku.to_string()).collect();
     products.sort_unstable();
     products.dedup();
     event.products = products;

@@ -463,15 +463,27 @@ impl Shown {
 /// One assignment whose state, error or applied plans changed (H4): `None` where it did not
 /// exist. Kept in these terms, and put in words only when read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AssignmentChange {
-    pub sku: String,
+pub struct AssignmentChange<'a> {
+    /// Borrowed from the rule table or the stored set while processing writes it: a million
+    /// users in B1 would otherwise cost three copies of product names each.
+    pub sku: std::borrow::Cow<'a, str>,
     /// 0: direct.
     pub group: i64,
     pub old: Option<Shown>,
     pub new: Option<Shown>,
 }
 
-impl AssignmentChange {
+impl AssignmentChange<'_> {
+    /// The change with its own copy of the product's name.
+    pub fn into_owned(self) -> AssignmentChange<'static> {
+        AssignmentChange {
+            sku: std::borrow::Cow::Owned(self.sku.into_owned()),
+            group: self.group,
+            old: self.old,
+            new: self.new,
+        }
+    }
+
     pub fn property(&self) -> Property {
         Property {
             name: assignment_name(&self.sku, self.group),
@@ -675,10 +687,10 @@ impl<'t> Journal<'t> {
         // The places this entry named already: an event counts once per product.
         let mut named: u64 = 0;
         for (i, c) in changes.iter().enumerate() {
-            let place = match self.batch_names.iter().position(|(n, _)| *n == c.sku) {
+            let place = match self.batch_names.iter().position(|(n, _)| *n == *c.sku) {
                 Some(place) => place,
                 None => {
-                    self.batch_names.push((c.sku.clone(), 0));
+                    self.batch_names.push((c.sku.to_string(), 0));
                     self.batch_names.len() - 1
                 }
             };

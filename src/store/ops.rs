@@ -382,7 +382,7 @@ pub fn delete_user(
     tx: &Transaction<'_>,
     table: &RuleTable,
     id: i64,
-) -> Result<Vec<AssignmentChange>> {
+) -> Result<Vec<AssignmentChange<'static>>> {
     require_user(tx, id)?;
     let mut changes = Vec::new();
     let mut seats = load_seats(tx, table)?;
@@ -393,7 +393,11 @@ pub fn delete_user(
         // counts.
         let now = super::now();
         let mut writer = Writer::new(tx, table, &now)?;
-        changes = writer.write(user)?;
+        changes = writer
+            .write(user)?
+            .into_iter()
+            .map(AssignmentChange::into_owned)
+            .collect();
         writer.finish()?;
     }
     save_seats(tx, table, &mut seats)?;
@@ -712,7 +716,7 @@ pub fn assign_license(
     add: &[LicenseInput],
     remove: &[String],
     now: &str,
-) -> Result<Vec<AssignmentChange>> {
+) -> Result<Vec<AssignmentChange<'static>>> {
     let change = direct_change(tx, table, user, add, remove)?;
     let default = default_usage_location(tx)?;
     let mut seats = load_seats(tx, table)?;
@@ -722,7 +726,11 @@ pub fn assign_license(
     };
     Engine::new(table, default).assign_direct(&mut target.licenses, &change, &mut seats)?;
     let mut writer = Writer::new(tx, table, now)?;
-    let changes = writer.write(target)?;
+    let changes = writer
+        .write(target)?
+        .into_iter()
+        .map(AssignmentChange::into_owned)
+        .collect();
     writer.finish()?;
     save_seats(tx, table, &mut seats)?;
     Ok(changes)
@@ -981,7 +989,10 @@ impl<'t> Writer<'t> {
     /// from are the reference). A set that changed is written whole; its new and changed
     /// products get the writer's `now` as their `lastUpdatedDateTime`, unchanged ones keep
     /// theirs; a set left empty is deleted. Returns what changed, for the history (H4).
-    pub fn write(&mut self, user: &LoadedUser) -> Result<Vec<AssignmentChange>> {
+    pub fn write<'u>(&mut self, user: &'u LoadedUser) -> Result<Vec<AssignmentChange<'u>>>
+    where
+        't: 'u,
+    {
         let table = self.table;
         let id = user.licenses.id.0;
         let mut after: Vec<(i64, Vec<NewProduct<'_>>)> = Vec::new();
@@ -1166,10 +1177,10 @@ impl<'t> Writer<'t> {
 
 /// The assignments that differ between the stored sets and the new ones, in the order of the
 /// new ones (then the removed ones).
-fn assignment_changes(
-    before: &[(i64, Vec<ProductRow>)],
-    after: &[(i64, Vec<NewProduct<'_>>)],
-) -> Result<Vec<AssignmentChange>> {
+fn assignment_changes<'a>(
+    before: &'a [(i64, Vec<ProductRow>)],
+    after: &[(i64, Vec<NewProduct<'a>>)],
+) -> Result<Vec<AssignmentChange<'a>>> {
     let old_of = |group: i64, sku: &str| {
         before
             .iter()
@@ -1195,7 +1206,7 @@ fn assignment_changes(
             });
             if !same {
                 out.push(AssignmentChange {
-                    sku: p.sku.to_string(),
+                    sku: std::borrow::Cow::Borrowed(p.sku),
                     group: *group,
                     old: old.map(shown_before).transpose()?,
                     new: Some(Shown {
@@ -1214,7 +1225,7 @@ fn assignment_changes(
                 .any(|(g, products)| g == group && products.iter().any(|p| p.sku == o.sku));
             if !kept {
                 out.push(AssignmentChange {
-                    sku: o.sku.clone(),
+                    sku: std::borrow::Cow::Borrowed(o.sku.as_str()),
                     group: *group,
                     old: Some(shown_before(o)?),
                     new: None,
