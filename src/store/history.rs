@@ -719,8 +719,11 @@ impl<'t> Journal<'t> {
             out.push(']');
         }
         out.push_str("]]");
-        self.batch_users
-            .push(if self.batch_users.is_empty() { '[' } else { ',' });
+        self.batch_users.push(if self.batch_users.is_empty() {
+            '['
+        } else {
+            ','
+        });
         self.batch_users.push_str(numbers.format(user));
         self.batch_len += 1;
         Ok(())
