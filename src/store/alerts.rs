@@ -222,8 +222,16 @@ pub fn settle(journal: &mut Journal<'_>) -> Result<()> {
                             p.consumed
                         ),
                         _ => format!(
-                            "{}: out of seats: {} assignments could not be given one (COUNT_VIOLATION); {} bought, {} used",
-                            p.sku, p.violations, p.prepaid, p.consumed
+                            "{}: out of seats: {} {} could not be given one (COUNT_VIOLATION); {} bought, {} used",
+                            p.sku,
+                            p.violations,
+                            if p.violations == 1 {
+                                "assignment"
+                            } else {
+                                "assignments"
+                            },
+                            p.prepaid,
+                            p.consumed
                         ),
                     };
                     raise.push(Raise {

@@ -604,6 +604,7 @@ fn a_browser_gets_the_console_at_every_view_and_every_path_says_where_things_are
         "/redundant-licenses",
         "/rules",
         "/activity",
+        "/settings",
     ] {
         let page = raw(&s, "GET", path, &[("Accept", "text/html")], b"");
         assert_eq!(page.status, 200, "{path}: {page:?}");

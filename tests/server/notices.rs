@@ -129,7 +129,7 @@ fn n1_n2_each_alert_kind_is_raised_once_and_resolved_once() {
         .expect("SEATS_EXHAUSTED");
     assert_eq!(
         str_of(&exhausted["message"]),
-        "ENTERPRISEPACK: out of seats: 1 assignments could not be given one (COUNT_VIOLATION); 2 bought, 2 used"
+        "ENTERPRISEPACK: out of seats: 1 assignment could not be given one (COUNT_VIOLATION); 2 bought, 2 used"
     );
     // N2: standing alerts do not repeat, however often the condition is seen again.
     s.reprocess_group(&group);
