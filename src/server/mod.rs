@@ -1,7 +1,8 @@
 //! The HTTP server: `POST /graphql` (JSON), `GET /graphql?query=…` for queries, GraphiQL for
-//! browsers, the admin console at `/`, `GET /healthz`, `GET /metrics` (Prometheus), SCIM provisioning under `/scim/v2`
-//! (`crate::scim`), behind the Origin and Host rules of `guard`; the processing worker
-//! beside it; SIGHUP reloads the rules; SIGTERM or ctrl-c shuts down cleanly.
+//! browsers, the admin console at `/`, `GET /healthz`, `GET /metrics` (Prometheus), SCIM
+//! provisioning under `/scim/v2` (`crate::scim`), behind the Origin and Host rules of `guard`;
+//! the processing worker beside it; SIGHUP reloads the rules; SIGTERM or ctrl-c shuts down
+//! cleanly.
 
 pub mod auth;
 pub mod cache;

@@ -8,6 +8,20 @@ use crate::rules::{Country, PlanId, ProductId, RuleTable};
 
 use super::{Result, StoreError};
 
+/// `text` as a JSON string, appended to `out`. Names, states and times need no escaping and are
+/// copied as they are, without serde's detour: sets and the history's batches are written a
+/// million times in B1.
+pub fn push_json_string(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        // Serializing a str cannot fail.
+        out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
+    }
+}
+
 /// Disabled plans as a JSON array of plan names, in the table's order.
 pub fn encode_disabled(table: &RuleTable, disabled: &DisabledPlans) -> String {
     let names: Vec<&str> = disabled

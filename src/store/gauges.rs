@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rusqlite::Connection;
 
-use super::Result;
+use super::{Result, read};
 
 pub struct Gauges {
     /// `(prepaid, consumed)` per product name, every product the store knows.
@@ -26,7 +26,7 @@ pub struct Gauges {
 
 /// Meant to run inside one read transaction (`Store::snapshot`), so the figures agree.
 pub fn read(conn: &Connection) -> Result<Gauges> {
-    let seats = super::read::seats(conn)?;
+    let seats = read::seats(conn)?;
     let users_in_error = conn
         .prepare_cached(
             "SELECT error_code, count(DISTINCT user_id) FROM assignment_errors GROUP BY error_code",
@@ -35,21 +35,14 @@ pub fn read(conn: &Connection) -> Result<Gauges> {
         .collect::<rusqlite::Result<_>>()?;
     let count =
         |sql: &str| -> Result<i64> { Ok(conn.prepare_cached(sql)?.query_row([], |r| r.get(0))?) };
+    let groups_where =
+        |condition: &str| count(&format!("SELECT count(*) FROM groups g WHERE {condition}"));
     Ok(Gauges {
         seats,
         users_in_error,
-        groups_in_error: count(
-            "SELECT count(*) FROM groups g WHERE EXISTS (SELECT 1 FROM group_errors e
-              WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)",
-        )?,
+        groups_in_error: groups_where(read::GROUP_IN_ERROR)?,
         work_items: count("SELECT count(*) FROM work")?,
-        groups_in_progress: count(
-            "SELECT count(*) FROM groups g WHERE EXISTS (SELECT 1 FROM work w
-              WHERE w.group_id = g.id AND w.started = 1)",
-        )?,
-        groups_queued: count(
-            "SELECT count(*) FROM groups g WHERE EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)
-              AND NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)",
-        )?,
+        groups_in_progress: groups_where(read::GROUP_IN_PROGRESS)?,
+        groups_queued: groups_where(read::GROUP_QUEUED)?,
     })
 }

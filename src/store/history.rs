@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension, Transaction, params};
 
+use super::codec::push_json_string;
 use super::{Result, StoreError};
 
 /// Who made a change (H3).
@@ -521,8 +522,8 @@ pub struct Journal<'t> {
     product: CachedStatement<'t>,
     /// Products by their number in `audit_skus`, as looked up (or added) so far.
     skus: HashMap<String, i64>,
-    /// Batched events not written yet, all of `batch_group`: their entries as JSON, their
-    /// users, and per product how many of them name it.
+    /// Batched events not written yet, all of `batch_group`: their entries, as the JSON
+    /// array a batch row holds (without its closing bracket).
     batch: String,
     /// How many events are batched, and their users as a JSON array (for `json_each`).
     batch_len: usize,
@@ -935,32 +936,6 @@ fn push_shown(out: &mut String, shown: Option<&Shown>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn push_json_string(out: &mut String, text: &str) {
-    // Most names need no escaping: quoted as they are. The others get serde_json's escaping,
-    // written in place (a string always serializes).
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
-        return;
-    }
-    let _ = serde_json::to_writer(StringWriter(out), text);
-}
-
-/// `io::Write` into a `String` (serde_json writes only UTF-8).
-struct StringWriter<'a>(&'a mut String);
-
-impl std::io::Write for StringWriter<'_> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        let text = std::str::from_utf8(bytes).map_err(std::io::Error::other)?;
-        self.0.push_str(text);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A packed assignment value of a batch entry, as stored.

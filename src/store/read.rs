@@ -391,6 +391,17 @@ pub fn group_exists(conn: &Connection, id: i64) -> Result<bool> {
         .exists([id])?)
 }
 
+/// Conditions on a group `g`, as `groups(…)` filters by them and `/metrics` counts them.
+/// Q2: it has users in error.
+pub const GROUP_IN_ERROR: &str = "EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)";
+pub const GROUP_NOT_IN_ERROR: &str = "NOT EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)";
+/// P9 `IN_PROGRESS`: its run has started.
+pub const GROUP_IN_PROGRESS: &str =
+    "EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)";
+/// P9 `QUEUED`: work waits and none has started.
+pub const GROUP_QUEUED: &str = "EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)
+     AND NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)";
+
 /// Which groups a page of groups holds.
 #[derive(Clone, Debug, Default)]
 pub struct GroupFilter {
@@ -421,12 +432,8 @@ pub fn group_page(
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     match filter.with_errors {
         None => {}
-        Some(true) => conditions.push(
-            "EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)",
-        ),
-        Some(false) => conditions.push(
-            "NOT EXISTS (SELECT 1 FROM group_errors e WHERE e.group_id = g.id AND e.error_code = '' AND e.users > 0)",
-        ),
+        Some(true) => conditions.push(GROUP_IN_ERROR),
+        Some(false) => conditions.push(GROUP_NOT_IN_ERROR),
     }
     if let Some(text) = filter.name_contains.as_deref().filter(|t| !t.is_empty()) {
         // instr on folded text rather than LIKE: `%` and `_` in what the admin typed are
@@ -436,12 +443,8 @@ pub fn group_page(
     }
     match filter.state {
         None => {}
-        Some("IN_PROGRESS") => conditions
-            .push("EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)"),
-        Some("QUEUED") => conditions.push(
-            "EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)
-             AND NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id AND w.started = 1)",
-        ),
+        Some("IN_PROGRESS") => conditions.push(GROUP_IN_PROGRESS),
+        Some("QUEUED") => conditions.push(GROUP_QUEUED),
         Some(_) => conditions.push("NOT EXISTS (SELECT 1 FROM work w WHERE w.group_id = g.id)"),
     }
     let condition = if conditions.is_empty() {

@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::codec::push_json_string;
 use super::{Result, StoreError};
 
 /// One product of a set, as stored.
@@ -83,18 +84,6 @@ struct Stored<'a> {
     error: Option<&'a RawValue>,
     #[serde(borrow)]
     at: Cow<'a, str>,
-}
-
-fn push_json_string(out: &mut String, text: &str) {
-    // Names, states and times need no escaping: copied as they are, without serde's detour.
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push('"');
-        out.push_str(text);
-        out.push('"');
-    } else {
-        // Serializing a str cannot fail.
-        out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
-    }
 }
 
 /// The stored text of a set: `[{"sku":…,"applied":[…]|null,"state":…,"code":…,"error":{…},"at":…}]`,

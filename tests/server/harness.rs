@@ -486,7 +486,7 @@ impl Server {
     }
 
     /// Every edge of a connection at the top of `query` (which takes `$after`), page by page.
-    fn all_pages(&self, query: &str, field: &str) -> Vec<Value> {
+    pub fn all_pages(&self, query: &str, field: &str) -> Vec<Value> {
         let (mut edges, mut after) = (Vec::new(), Value::Null);
         loop {
             let data = self.ok(query, json!({ "after": after }));

@@ -173,30 +173,23 @@ fn generated(dir: &Path, users: u64, extra: &[&str]) -> Server {
 /// Every user's error codes, walked page by page through GraphQL.
 fn users_in_error(s: &Server) -> BTreeMap<String, i64> {
     let mut per_code: BTreeMap<String, i64> = BTreeMap::new();
-    let mut after = Value::Null;
-    loop {
-        let page = s.ok(
-            "query($a: String) { users(first: 500, after: $a) { pageInfo { hasNextPage endCursor } edges { node { licenseAssignmentStates { error } } } } }",
-            json!({ "a": after }),
-        )["users"]
-            .clone();
-        for edge in page["edges"].as_array().expect("edges") {
-            let codes: BTreeSet<String> = edge["node"]["licenseAssignmentStates"]
-                .as_array()
-                .expect("states")
-                .iter()
-                .map(|st| str_of(&st["error"]))
-                .filter(|c| c != "NONE")
-                .collect();
-            for code in codes {
-                *per_code.entry(code).or_default() += 1;
-            }
+    let users = s.all_pages(
+        "query($after: String) { users(first: 500, after: $after) { pageInfo { hasNextPage endCursor } edges { node { licenseAssignmentStates { error } } } } }",
+        "users",
+    );
+    for edge in users {
+        let codes: BTreeSet<String> = edge["node"]["licenseAssignmentStates"]
+            .as_array()
+            .expect("states")
+            .iter()
+            .map(|st| str_of(&st["error"]))
+            .filter(|c| c != "NONE")
+            .collect();
+        for code in codes {
+            *per_code.entry(code).or_default() += 1;
         }
-        if page["pageInfo"]["hasNextPage"] != true {
-            return per_code;
-        }
-        after = page["pageInfo"]["endCursor"].clone();
     }
+    per_code
 }
 
 const CODES: [&str; 6] = [

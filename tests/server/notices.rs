@@ -359,22 +359,14 @@ pub fn create_webhook(s: &Server, url: &str, events: Value) -> (String, String) 
 
 /// Every audit event's id, oldest first.
 fn all_event_ids(s: &Server) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut after = Value::Null;
-    loop {
-        let page = s.ok(
-            "query($a: String) { auditEvents(first: 1000, after: $a) { edges { node { id } } pageInfo { hasNextPage endCursor } } }",
-            json!({ "a": after }),
-        )["auditEvents"]
-            .clone();
-        for e in page["edges"].as_array().expect("edges") {
-            ids.push(str_of(&e["node"]["id"]));
-        }
-        if page["pageInfo"]["hasNextPage"] != true {
-            break;
-        }
-        after = page["pageInfo"]["endCursor"].clone();
-    }
+    let mut ids: Vec<String> = s
+        .all_pages(
+            "query($after: String) { auditEvents(first: 1000, after: $after) { edges { node { id } } pageInfo { hasNextPage endCursor } } }",
+            "auditEvents",
+        )
+        .iter()
+        .map(|e| str_of(&e["node"]["id"]))
+        .collect();
     ids.reverse();
     ids
 }
